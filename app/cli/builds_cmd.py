@@ -1,0 +1,72 @@
+"""`sluice list`, `sluice show`, and the summary shown with no command."""
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+
+from app.cli import render
+from app.cli.context import Context
+from app.errors import UsageError
+from app.index import Filters
+from app.model import State
+
+
+def register(commands, common) -> None:
+    p = commands.add_parser("list", parents=[common], help="list builds, newest first")
+    p.add_argument("--state", action="append", default=[], choices=[str(s) for s in State],
+                   metavar="STATE", help="only builds in STATE (repeat for several)")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--owner", metavar="EMAIL", help="only builds submitted by EMAIL")
+    who.add_argument("--mine", action="store_true", help="only your builds")
+    p.add_argument("--package", metavar="NAME", help="only this package (a glob such as 'kde*' works)")
+    p.add_argument("--target", metavar="T", help="only builds for target T")
+    p.add_argument("--batch", metavar="NAME", help="only builds of batch NAME")
+    p.add_argument("-n", "--limit", type=int, metavar="N", help="at most N builds")
+    p.set_defaults(handler=list_builds)
+
+    p = commands.add_parser("show", parents=[common], help="one build: state, tasks, events")
+    p.add_argument("id", metavar="ID")
+    p.set_defaults(handler=show)
+
+
+def list_builds(ctx: Context, args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    owner = ctx.actor.email if args.mine else args.owner
+    filters = Filters(tuple(args.state), owner, args.package, args.target, args.batch, args.limit)
+    index = ctx.refresh_index()
+    if ctx.json:
+        ctx.emit(index.summaries_json(filters))
+        return 0
+    rows = index.rows(filters)
+    lines = [(r["id"][:7], r["nvr"], r["owner"], r["target"], render.state_text(r["state"], bool(r["contested"])),
+              render.arches(json.loads(r["summary"])["arches"]), render.age(r["created"])) for r in rows]
+    for line in render.table(lines, ("ID", "NVR", "OWNER", "TARGET", "STATE", "ARCHES", "AGE")):
+        ctx.out(line)
+    return 0
+
+
+def show(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.ready()
+    view = ctx.queue.view(args.id)
+    allowed = ctx.queue.allowed(view)
+    if ctx.json:
+        ctx.emit({**view.detail(), "allowed": [str(op) for op in allowed]})
+    else:
+        for line in render.detail(view, allowed):
+            ctx.out(line)
+    return 0
+
+
+def overview(ctx: Context, args: argparse.Namespace) -> int:
+    index = ctx.refresh_index()
+    counts = Counter(r["state"] for r in index.rows())
+    summary = {"repo": ctx.paths.repo, "builds": sum(counts.values()), "states": dict(counts)}
+    if ctx.json:
+        ctx.emit(summary)
+        return 0
+    listed = ", ".join(f"{n} {state}" for state, n in counts.most_common()) or "no builds yet"
+    ctx.out(f"sluice queue {ctx.paths.repo}: {listed}")
+    ctx.out("submit with `sluice submit SRPM`, see builds with `sluice list`, all commands: `sluice --help`")
+    return 0

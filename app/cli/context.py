@@ -1,0 +1,116 @@
+"""What every command shares: paths, backends, identity, services and output.
+
+Everything is opened lazily, so `sluice list --json` pays only for what it
+reads. Commands never hold logic of their own: they parse, call a service and
+print.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from functools import cached_property
+from typing import Any
+
+from app import config, identity
+from app.admin import Admin
+from app.errors import UsageError
+from app.index import Index
+from app.queue import Queue
+from app.submit import Submitter
+from app.sync import Syncer
+from backends.base import Person
+from backends.factory import Backends, git_config, machine_arch
+
+
+class Context:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.json: bool = getattr(args, "json", False)
+        self.yes: bool = getattr(args, "yes", False)
+        self.create = False  # `init` (and joining by sync) may create the repo
+
+    # ------------------------------------------------------------ wiring
+
+    @cached_property
+    def config(self) -> config.LocalConfig:
+        return config.load(getattr(self.args, "config", None))
+
+    @cached_property
+    def paths(self) -> config.Paths:
+        return config.paths(self.config, getattr(self.args, "repo", None))
+
+    @cached_property
+    def backends(self) -> Backends:
+        create = self.create or (self.paths.is_default and not os.path.exists(self.paths.repo))
+        return Backends(self.paths.repo, self.paths.artifacts, create=create)
+
+    @cached_property
+    def actor(self) -> Person:
+        repo = self.paths.repo if os.path.exists(self.paths.repo) else None
+        return identity.current(lambda key: git_config(key, repo))
+
+    @cached_property
+    def index(self) -> Index:
+        return Index(self.backends.store)
+
+    @cached_property
+    def queue(self) -> Queue:
+        return Queue(self.backends.store, self.actor, self.index)
+
+    @cached_property
+    def submitter(self) -> Submitter:
+        b = self.backends
+        return Submitter(b.store, b.artifacts, b.reader, self.index, self.actor)
+
+    @cached_property
+    def admin(self) -> Admin:
+        return Admin(self.backends.store, self.actor)
+
+    @cached_property
+    def syncer(self) -> Syncer:
+        b = self.backends
+        return Syncer(b.store, b.transport, b.merger, self.actor)
+
+    def ready(self) -> None:
+        """Make sure there is a queue to work on; the embedded default is
+        created on first use, any other repo must be `sluice init`ed."""
+        if self.backends.store.head() is not None:
+            return
+        if self.paths.is_default:
+            self.admin.init(machine_arch())
+            self.note(f"created a new queue in {self.paths.repo}; you ({self.actor.email}) are its admin")
+            return
+        raise UsageError(f"{self.paths.repo} holds no sluice queue",
+                         f"run `sluice --repo {self.paths.repo} init`, or `sluice sync REMOTE` to join one")
+
+    def refresh_index(self) -> Index:
+        self.ready()
+        self.index.refresh()
+        for problem in self.index.problems:
+            self.note(f"warning: {problem}")
+        return self.index
+
+    # ------------------------------------------------------------ output
+
+    def out(self, line: str = "") -> None:
+        print(line)
+
+    def emit(self, doc: Any) -> None:
+        """Print one JSON document (a pre-rendered string passes through)."""
+        text = doc if isinstance(doc, str) else json.dumps(doc, indent=2, ensure_ascii=False)
+        sys.stdout.write(text + "\n")
+
+    def note(self, line: str) -> None:
+        print(f"sluice: {line}", file=sys.stderr)
+
+    def confirm(self, question: str) -> None:
+        """Destructive actions ask first (default No); `--yes` answers for scripts."""
+        if self.yes:
+            return
+        if not sys.stdin.isatty():
+            raise UsageError(f"{question} needs confirmation", "add --yes to confirm")
+        answer = input(f"{question} [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            raise UsageError("not confirmed; nothing was changed")

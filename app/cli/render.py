@@ -1,0 +1,67 @@
+"""Plain-text renderings of builds for the terminal (JSON needs none)."""
+from __future__ import annotations
+
+import calendar
+import time
+from typing import Iterable, Sequence
+
+from app.lifecycle import BuildView
+from app.model import Op
+
+
+def age(stamp: str, now: float | None = None) -> str:
+    try:
+        then = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return "?"
+    seconds = max(0, int((now or time.time()) - then))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> Iterable[str]:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        yield "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip()
+
+
+def arches(tasks: dict[str, str]) -> str:
+    return " ".join(f"{arch}:{state}" for arch, state in tasks.items())
+
+
+def state_text(state: str, contested: bool) -> str:
+    return f"{state} (contested)" if contested else state
+
+
+def transition(view: BuildView, verb: str) -> str:
+    last = view.events[-1].event
+    return f"{verb} {view.record.nvr} ({view.record.short}): {last.src or 'new'} -> {view.state}"
+
+
+def detail(view: BuildView, allowed: Sequence[Op]) -> Iterable[str]:
+    r = view.record
+    yield f"{r.short}  {r.nevr}"
+    yield f"  id:        {r.id}"
+    state = state_text(str(view.state), view.contested)
+    if view.contested:
+        state += f": {' vs '.join(view.contenders)}; run `sluice resolve {r.short} --to STATE`"
+    yield f"  state:     {state}"
+    yield f"  owner:     {r.owner}"
+    yield f"  target:    {r.target}" + (f"   batch: {r.batch}" if r.batch else "") + \
+        ("   scratch" if r.scratch else "")
+    if r.after:
+        yield f"  after:     {r.after[:7]}"
+    yield f"  srpm:      {r.srpm.get('name')}  sha256:{r.srpm.get('sha256', '')[:16]}  {r.srpm.get('size', 0)} bytes"
+    if r.buildrequires:
+        yield f"  requires:  {', '.join(r.buildrequires)}"
+    yield "  tasks:"
+    for arch, task_state in view.tasks.items():
+        yield f"    {arch:10} {task_state}"
+    yield "  events:"
+    for stored in view.events:
+        e = stored.event
+        reason = f'  "{e.reason}"' if e.reason else ""
+        yield f"    {e.at[:16].replace('T', ' ')}  {e.op:12} {e.src or 'new'} -> {e.dst}  {e.actor}{reason}"
+    yield f"  you may:   {', '.join(allowed) if allowed else 'nothing in this state'}"

@@ -1,0 +1,73 @@
+"""Where things are: the local config file, the state repo and the artifacts.
+
+Repo: `--repo`, else `SLUICE_REPO`, else `repo` in the config file, else
+`$XDG_DATA_HOME/sluice/state.git` (the embedded default, created on first
+use). Artifacts: `SLUICE_ARTIFACTS`, else `artifacts` in the config file, else
+`$XDG_DATA_HOME/sluice/artifacts`. Config file: `--config`, else
+`$XDG_CONFIG_HOME/sluice/config.toml` (optional).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from app import tomlfile
+from app.errors import ConfigError, UsageError
+
+_KEYS = {"repo", "artifacts", "remote"}
+
+
+def data_home() -> str:
+    return os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+
+
+def config_home() -> str:
+    return os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    path: str | None
+    values: dict[str, Any]
+
+    def get(self, key: str) -> Any:
+        return self.values.get(key)
+
+
+def load(path: str | None) -> LocalConfig:
+    explicit = path is not None
+    path = path or os.path.join(config_home(), "sluice", "config.toml")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        if explicit:
+            raise UsageError(f"no config file {path}", "check the --config path") from None
+        return LocalConfig(None, {})
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}", "check its permissions") from exc
+    text, values = tomlfile.decode(data, path, "fix the file, see docs/config.md")
+    for key, value in values.items():
+        if key not in _KEYS and not isinstance(value, dict):
+            raise ConfigError(tomlfile.locate(text, path, tomlfile.key_pattern(key)),
+                              f"unknown setting {key!r}", "see docs/config.md")
+        if key in _KEYS and not isinstance(value, str):
+            raise ConfigError(tomlfile.locate(text, path, tomlfile.key_pattern(key)), f"{key} must be a string")
+    return LocalConfig(path, values)
+
+
+@dataclass(frozen=True)
+class Paths:
+    repo: str
+    artifacts: str
+    is_default: bool  # the embedded default repo, created on first use
+
+
+def paths(config: LocalConfig, repo: str | None = None) -> Paths:
+    chosen = repo or os.environ.get("SLUICE_REPO") or config.get("repo")
+    default = os.path.join(data_home(), "sluice", "state.git")
+    artifacts = os.environ.get("SLUICE_ARTIFACTS") or config.get("artifacts") or \
+        os.path.join(data_home(), "sluice", "artifacts")
+    return Paths(os.path.abspath(os.path.expanduser(chosen or default)),
+                 os.path.abspath(os.path.expanduser(artifacts)), chosen is None)

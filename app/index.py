@@ -1,0 +1,176 @@
+"""A disposable SQLite cache of every build's folded summary.
+
+It lives beside the repo (`<gitdir>/sluice/index.sqlite`, WAL) and remembers
+the commit it was built from. `refresh` catches up by diffing that commit's
+tree against the new one and refolding only the builds whose files changed;
+when the indexed commit is not an ancestor (history was replaced) or the schema
+changed, it is rebuilt from the tree. Deleting the file loses nothing.
+Listing reads only this cache, never git history.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from app import builds
+from app.errors import BadInput
+from app.lifecycle import BuildView
+from app.model import canonical
+from backends.base import Snapshot, StateStore
+
+SCHEMA = "2"
+_COLUMNS = ("id", "package", "nvr", "owner", "target", "state", "batch", "scratch", "contested",
+            "created", "updated", "summary")
+_TABLES = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS builds ({', '.join(c + (' TEXT PRIMARY KEY' if c == 'id' else '') for c in _COLUMNS)});
+CREATE INDEX IF NOT EXISTS builds_created ON builds (created DESC, id DESC);
+CREATE INDEX IF NOT EXISTS builds_state ON builds (state);
+CREATE INDEX IF NOT EXISTS builds_owner ON builds (owner);
+CREATE INDEX IF NOT EXISTS builds_package ON builds (package);
+CREATE INDEX IF NOT EXISTS builds_batch ON builds (batch);
+CREATE INDEX IF NOT EXISTS builds_nvr ON builds (target, nvr);
+"""
+
+
+@dataclass(frozen=True)
+class Filters:
+    states: Sequence[str] = ()
+    owner: str | None = None
+    package: str | None = None  # a glob
+    target: str | None = None
+    batch: str | None = None
+    limit: int | None = None
+
+    def sql(self) -> tuple[str, list]:
+        where, args = [], []
+        if self.states:
+            where.append(f"state IN ({','.join('?' * len(self.states))})")
+            args += list(self.states)
+        for column, value in (("owner", self.owner), ("target", self.target), ("batch", self.batch)):
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if self.package:
+            where.append("package GLOB ?")
+            args.append(self.package)
+        text = (" WHERE " + " AND ".join(where)) if where else ""
+        text += " ORDER BY created DESC, id DESC"
+        if self.limit:
+            text += " LIMIT ?"
+            args.append(self.limit)
+        return text, args
+
+
+class Index:
+    def __init__(self, store: StateStore, path: str | None = None) -> None:
+        self.store = store
+        self.path = path or os.path.join(store.index_dir(), "index.sqlite")
+        self.problems: list[str] = []
+        self._db: sqlite3.Connection | None = None
+
+    # ------------------------------------------------------------ upkeep
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_TABLES)
+            if self._meta(db, "schema") != SCHEMA:
+                db.executescript("DROP TABLE IF EXISTS builds; DELETE FROM meta;" + _TABLES)
+                db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA,))
+            self._db = db
+        return self._db
+
+    @staticmethod
+    def _meta(db: sqlite3.Connection, key: str) -> str | None:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def indexed(self) -> str | None:
+        return self._meta(self.db, "commit")
+
+    def refresh(self, snap: Snapshot | None = None) -> str | None:
+        """Bring the cache up to `snap` (default: the ref's head); returns the
+        commit it now reflects."""
+        target = snap.commit if snap is not None else self.store.head()
+        current = self.indexed()
+        if current == target or (current and target and self.store.is_ancestor(target, current)):
+            return current
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            current = self.indexed()
+            if current != target:
+                snap = snap if snap is not None else self.store.snapshot(target)
+                changed = self.store.changed_paths(current, target) if current and target else None
+                if changed is None:
+                    db.execute("DELETE FROM builds")
+                    self._store(snap, builds.build_ids(snap))
+                else:
+                    self._store(snap, {p.split("/")[2] for p in changed
+                                       if p.startswith("builds/") and p.count("/") >= 3})
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('commit', ?)", (target,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return target
+
+    def _store(self, snap: Snapshot, ids: Iterable[str]) -> None:
+        rows = []
+        for build_id in ids:
+            try:
+                rows.append(_row(builds.load_build(snap, build_id)))
+            except BadInput as exc:
+                self.problems.append(f"build {build_id[:7]} cannot be read: {exc}")
+            if len(rows) >= 2000:
+                self._upsert(rows)
+                rows = []
+        self._upsert(rows)
+
+    def _upsert(self, rows: list[tuple]) -> None:
+        marks = ",".join("?" * len(_COLUMNS))
+        self.db.executemany(f"INSERT OR REPLACE INTO builds VALUES ({marks})", rows)
+
+    # ------------------------------------------------------------ queries
+
+    def summaries_json(self, filters: Filters = Filters()) -> str:
+        """The `list --json` document, assembled from pre-rendered rows."""
+        where, args = filters.sql()
+        rows = self.db.execute(f"SELECT summary FROM builds{where}", args).fetchall()
+        return "[" + ",".join(row[0] for row in rows) + "]"
+
+    def rows(self, filters: Filters = Filters()) -> list[dict]:
+        where, args = filters.sql()
+        cursor = self.db.execute(f"SELECT {', '.join(_COLUMNS)} FROM builds{where}", args)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def batch(self, name: str) -> list[str]:
+        return [r[0] for r in self.db.execute(
+            "SELECT id FROM builds WHERE batch = ? ORDER BY created, id", (name,))]
+
+    def same_nvr(self, target: str, nvr: str) -> list[tuple[str, str]]:
+        return list(self.db.execute(
+            "SELECT id, state FROM builds WHERE target = ? AND nvr = ? AND scratch = 0", (target, nvr)))
+
+    def count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM builds").fetchone()[0]
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def _row(view: BuildView) -> tuple:
+    r = view.record
+    summary = view.summary()
+    return (r.id, r.package, r.nvr, r.owner, r.target, str(view.state), r.batch, int(r.scratch),
+            int(view.contested), r.created, summary["updated"], canonical(summary).decode().rstrip("\n"))

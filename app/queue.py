@@ -1,0 +1,105 @@
+"""The service that changes builds: every transition goes through `Queue`.
+
+The CLI and the TUI both call `perform(Action)`; the runner (issue 3) calls
+`record` for its own ops. Each call is one compare-and-swap write whose plan
+resolves the id, folds the build, checks the event against the policy and the
+state it lands on, and is redone from scratch when another writer got there
+first.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from app import audit, builds, lifecycle
+from app.actions import Action
+from app.errors import StateConflict
+from app.index import Index
+from app.lifecycle import RULES, BuildView
+from app.model import Event, Op, State, timestamp
+from backends.base import Change, Person, Snapshot, StateStore, Written
+
+BATCH_OPS = frozenset({Op.APPROVE, Op.SIGN, Op.PUSH_TESTING, Op.PUSH_STABLE})
+
+
+def make_event(view: BuildView, op: Op, actor: str, replica: str, *, reason: str = "",
+               dst: State | None = None, arch: str | None = None,
+               data: Mapping[str, Any] | None = None) -> Event:
+    """The next event on `view`'s build, with the task changes `op` implies."""
+    target = lifecycle.next_state(view, op, dst)
+    tasks: Mapping[str, State] = {}
+    if op is Op.CANCEL:
+        tasks = {a: State.CANCELLED for a, s in view.tasks.items() if s in (State.QUEUED, State.BUILDING)}
+    elif op is Op.RESUBMIT:
+        tasks = {a: State.QUEUED for a in view.record.arches}
+    elif op is Op.RESOLVE and view.contested and target in view.contenders:
+        tasks = lifecycle.branch_tasks(view, target)
+    body = dict(data or {})
+    if tasks or "tasks" in body:
+        body["tasks"] = {**{a: str(s) for a, s in tasks.items()}, **body.get("tasks", {})}
+    return Event(op, view.state, target, actor, replica, view.lamport + 1, tuple(sorted(view.heads)),
+                 timestamp(), reason, arch, body)
+
+
+class Queue:
+    def __init__(self, store: StateStore, actor: Person, index: Index) -> None:
+        self.store = store
+        self.actor = actor
+        self.index = index
+
+    def view(self, build: str) -> BuildView:
+        snap = self.store.snapshot()
+        return builds.load_build(snap, builds.resolve(snap, build))
+
+    def allowed(self, view: BuildView) -> list[Op]:
+        """What the current user may do to `view` now."""
+        return lifecycle.allowed_ops(view, self.actor.email, builds.load_policy(self.store.snapshot()))
+
+    def perform(self, action: Action) -> list[BuildView]:
+        """Apply a maintainer's action (to its whole batch where the op is a
+        batch op) and return the builds as they now fold."""
+        return self._apply(action.build, action.op, reason=action.reason, dst=action.to)
+
+    def record(self, build: str, op: Op, *, dst: State | None = None, arch: str | None = None,
+               data: Mapping[str, Any] | None = None, reason: str = "") -> BuildView:
+        """Write one of the runner's own events (start, finish, supersede)."""
+        return self._apply(build, op, reason=reason, dst=dst, arch=arch, data=data)[0]
+
+    def _apply(self, build: str, op: Op, **how: Any) -> list[BuildView]:
+        touched: list[str] = []
+
+        def plan(snap: Snapshot) -> Change:
+            view = builds.load_build(snap, builds.resolve(snap, build))
+            policy = builds.load_policy(snap)
+            members = self._members(snap, view, op)
+            files = {}
+            events = []
+            for member in members:
+                event = make_event(member, op, self.actor.email, self.store.replica, **how)
+                lifecycle.check(member, member.record, event, policy)
+                event_id, body = event.encode()
+                files[builds.event_path(member.id, event_id)] = body
+                events.append(event)
+            touched[:] = [m.id for m in members]
+            return Change(files, audit.build_message(members, events), self.actor)
+
+        written = self.store.update(plan)
+        return self.views(written, touched)
+
+    def views(self, written: Written, ids: list[str]) -> list[BuildView]:
+        snap = self.store.snapshot(written.commit)
+        return [builds.load_build(snap, build_id) for build_id in ids]
+
+    def _members(self, snap: Snapshot, view: BuildView, op: Op) -> list[BuildView]:
+        """The builds `op` acts on: the whole batch for batch ops, all or nothing."""
+        batch = view.record.batch
+        if op not in BATCH_OPS or not batch:
+            return [view]
+        self.index.refresh(snap)
+        members = [builds.load_build(snap, i) if i != view.id else view for i in self.index.batch(batch)]
+        waiting = [m for m in members if m.state not in RULES[op].sources or m.contested]
+        if waiting:
+            listed = ", ".join(f"{m.record.nvr} ({m.record.short}) is {m.state}" for m in waiting)
+            raise StateConflict(f"batch {batch} is not ready to {op}: {listed}",
+                                f"a batch is released all or nothing; every member must be "
+                                f"{' or '.join(sorted(RULES[op].sources))} first")
+        return members

@@ -1,0 +1,206 @@
+"""`sluice sync`: share the queue with another clone, trusting nothing fetched.
+
+Before anything fetched is merged, every commit the remote has and we do not
+is checked, oldest first, against the state and policy in force at its parent:
+only known paths, nothing modified or deleted, config changed only by admins,
+each event valid for its build as folded then, allowed to its actor by that
+policy, and written by the commit's author. One bad commit refuses the whole
+sync (`HistoryRefused`, exit 3) and leaves this clone as it was.
+"""
+from __future__ import annotations
+
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+from app import audit, builds, lifecycle
+from app.errors import BackendError, BadInput, HistoryRefused, SluiceError, StateConflict
+from app.lifecycle import BuildView, fold
+from app.model import EVENT_ID, NAME, decode_event, decode_record
+from app.policy import POLICY_PATH, Policy
+from app.targets import Target
+from backends.base import Incoming, Merger, Person, StateStore, SyncTransport
+
+_PATHS = {
+    "policy": re.compile(re.escape(POLICY_PATH)),
+    "target": re.compile(rf"config/targets/({NAME.pattern})\.toml"),
+    "record": re.compile(r"builds/([0-9a-f]{2})/(\1[0-9a-f]{38})/build\.json"),
+    "event": re.compile(rf"builds/([0-9a-f]{{2}})/(\1[0-9a-f]{{38}})/events/({EVENT_ID.pattern})\.json"),
+}
+_LIMITS = {"policy": 1 << 20, "target": 1 << 20, "record": 1 << 18, "event": 1 << 18}
+_REGULAR = 0o100644
+_ATTEMPTS = 10
+_SHOWN = 40
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    remote: str
+    commits: int  # received
+    events: int  # received
+    sent: bool
+    head: str | None
+    attempts: int
+
+
+class Syncer:
+    def __init__(self, store: StateStore, transport: SyncTransport, merger: Merger, actor: Person) -> None:
+        self.store, self.transport, self.merger, self.actor = store, transport, merger, actor
+
+    def sync(self, remote: str, prefer_theirs: Iterable[str] = ()) -> SyncResult:
+        prefer = tuple(prefer_theirs)
+        for attempt in range(1, _ATTEMPTS + 1):
+            theirs = self.transport.fetch(remote)
+            ours = self.store.head()
+            merged, commits, events = ours, 0, 0
+            if theirs is not None and theirs != ours and not (ours and self.store.is_ancestor(theirs, ours)):
+                commits, events = self.verify(remote, theirs, ours)
+                merged = self._merge(remote, ours, theirs, commits, prefer)
+                if merged != ours and not self.merger.advance(ours, merged):
+                    continue  # a local write landed meanwhile: start over
+            if merged is None:
+                raise StateConflict(f"neither this clone nor {remote} holds a sluice queue",
+                                    "run `sluice init` on one of them")
+            if merged == theirs:
+                return SyncResult(remote, commits, events, False, merged, attempt)
+            if self.transport.push(remote, merged):
+                return SyncResult(remote, commits, events, True, merged, attempt)
+            time.sleep(random.uniform(0.05, 0.2 * attempt))
+        raise BackendError(f"sync with {remote} gave up after {_ATTEMPTS} attempts: it kept changing",
+                           "try again in a moment")
+
+    def _merge(self, remote: str, ours: str | None, theirs: str, commits: int,
+               prefer: tuple[str, ...]) -> str:
+        text = audit.message(f"sync: merge {commits} commits from {remote}", "",
+                             [("Op", "sync"), ("Remote", remote), ("Actor", self.actor.email)])
+        union = self.merger.union(ours, theirs, text, self.actor, prefer)
+        if union.commit is not None:
+            return union.commit
+        config = [p for p in union.collisions if p.startswith("config/")]
+        if config and len(config) == len(union.collisions):
+            raise StateConflict(f"both this clone and {remote} changed {', '.join(config)}",
+                                f"keep theirs with `sluice sync {remote} --theirs {config[0]}`, "
+                                "then make your change again")
+        raise HistoryRefused(f"refused {remote}: it wrote different content at paths this clone has",
+                             list(union.collisions), "someone rewrote shared history; nothing was merged")
+
+    # ------------------------------------------------------------ checks
+
+    def verify(self, remote: str, theirs: str, ours: str | None) -> tuple[int, int]:
+        """Check every incoming commit; returns (commits, events) or raises."""
+        findings: list[str] = []
+        views: dict[str, BuildView] = {}
+        commits = events = 0
+        for incoming in self.merger.incoming(theirs, ours):
+            commits += 1
+            where = f"{incoming.info.id[:10]} by {incoming.info.author.email}"
+            if len(incoming.info.parents) > 1:
+                problems = self.merger.merge_problems(incoming.info)
+            elif not incoming.info.parents and ours is not None:
+                problems = [f"{remote}'s queue began on its own (root commit); it shares no history with this one"]
+            else:
+                problems, added = self._check_commit(incoming, views)
+                events += added
+            findings += [f"{where}: {problem}" for problem in problems]
+        if findings:
+            shown = findings[:_SHOWN] + ([f"... and {len(findings) - _SHOWN} more"] if len(findings) > _SHOWN else [])
+            raise HistoryRefused(f"refused {remote}'s history: {len(findings)} problem(s); nothing was merged",
+                                 shown, f"ask whoever pushed to {remote} to repair it, or sync with another clone")
+        return commits, events
+
+    def _check_commit(self, incoming: Incoming, views: dict[str, BuildView]) -> tuple[list[str], int]:
+        author = incoming.info.author.email
+        problems: list[str] = []
+        found: dict[str, list] = {"record": [], "event": []}
+        for change in incoming.changes:
+            kind, match = _classify(change.path)
+            if kind is None:
+                problems.append(f"adds {change.path}, which is no part of a sluice queue")
+            elif change.new is None:
+                problems.append(f"deletes {change.path}")
+            elif change.mode != _REGULAR:
+                problems.append(f"{change.path} is not a regular file")
+            elif change.old is not None and kind in ("record", "event"):
+                problems.append(f"modifies {change.path}, which was written before and may never change")
+            else:
+                data = self.store.blob(change.new)
+                if len(data) > _LIMITS[kind]:
+                    problems.append(f"{change.path} is {len(data)} bytes, over the {_LIMITS[kind]} limit")
+                elif kind in found:
+                    found[kind].append((match, data))
+                else:
+                    problems += self._check_config(kind, match, data, incoming, author)
+        if problems:
+            return problems, 0
+        return self._check_builds(incoming, author, found, views)
+
+    def _check_config(self, kind: str, match: re.Match, data: bytes, incoming: Incoming,
+                      author: str) -> list[str]:
+        parent_has_policy = incoming.parent.commit is not None
+        try:
+            if parent_has_policy and not builds.load_policy(incoming.parent).is_admin(author):
+                return [f"{author} changed {match.group(0)} but is not an admin"]
+            if kind == "policy":
+                policy = Policy.parse(data, match.group(0))
+                if not parent_has_policy and not policy.is_admin(author):
+                    return [f"the first policy does not make its author {author} an admin"]
+            else:
+                Target.parse(match.group(1), data, match.group(0))
+        except SluiceError as exc:
+            return [str(exc)]
+        return []
+
+    def _check_builds(self, incoming: Incoming, author: str, found: dict[str, list],
+                      views: dict[str, BuildView]) -> tuple[list[str], int]:
+        problems: list[str] = []
+        snap, parent = incoming.snapshot, incoming.parent
+        records = {}
+        for match, data in found["record"]:
+            try:
+                records[match.group(2)] = decode_record(match.group(2), data)
+            except BadInput as exc:
+                problems.append(str(exc))
+        seen: set[str] = set()
+        for match, data in found["event"]:
+            build_id = match.group(2)
+            if build_id in seen:
+                problems.append(f"writes two events for build {build_id[:7]} in one commit")
+                continue
+            seen.add(build_id)
+            try:
+                stored = decode_event(match.group(3), data)
+                record = records.get(build_id) or builds.load_record(parent, build_id)
+                if record is None:
+                    raise BadInput(f"event {stored.id} is for build {build_id[:7]}, which does not exist")
+                if stored.event.actor != author:
+                    raise BadInput(f"event {stored.id} claims actor {stored.event.actor}, "
+                                   f"but the commit's author is {author}")
+                view = None if build_id in records else self._view(parent, build_id, views)
+                lifecycle.check(view, record, stored.event, builds.load_policy(parent))
+                key = snap.object_id(builds.build_dir(build_id))
+                views[key] = fold(record, (view.events if view else ()) + (stored,))
+            except SluiceError as exc:
+                problems.append(exc.message)
+        for build_id, record in records.items():
+            if build_id not in seen:
+                problems.append(f"adds build {build_id[:7]} without its submit event")
+            elif record.owner != author:
+                problems.append(f"build {build_id[:7]} names owner {record.owner}, but {author} submitted it")
+        return problems, len(seen)
+
+    @staticmethod
+    def _view(snap, build_id: str, views: dict[str, BuildView]) -> BuildView:
+        key = snap.object_id(builds.build_dir(build_id))
+        if key not in views:
+            views[key] = builds.load_build(snap, build_id)
+        return views[key]
+
+
+def _classify(path: str) -> tuple[str | None, re.Match | None]:
+    for kind, pattern in _PATHS.items():
+        match = pattern.fullmatch(path)
+        if match:
+            return kind, match
+    return None, None

@@ -1,0 +1,133 @@
+"""Build targets: `config/targets/<name>.toml` in the state tree.
+
+A target says which arches its packages build for, the mock config per arch,
+the dist tag, the external repos that feed its buildroot (in priority order,
+first match wins), and whether approving a newer build supersedes older ones.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from app import tomlfile
+from app.errors import BadInput, ConfigError, UsageError
+from app.model import ARCH, NAME
+from backends.base import SourcePackage
+
+TARGETS_DIR = "config/targets"
+_KEYS = {"arches", "mock_config", "dist_tag", "external_repo", "supersede"}
+_URL = re.compile(r"(https?|file)://\S+")
+
+
+def target_path(name: str) -> str:
+    return f"{TARGETS_DIR}/{name}.toml"
+
+
+@dataclass(frozen=True)
+class ExternalRepo:
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    arches: tuple[str, ...]
+    mock_config: Mapping[str, str] = field(default_factory=dict)
+    dist_tag: str = ""
+    external_repos: tuple[ExternalRepo, ...] = ()
+    supersede: bool = True
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "target")
+        if not self.arches:
+            raise UsageError(f"target {self.name} needs at least one arch", "pass --arch ARCH")
+        for arch in (*self.arches, *self.mock_config):
+            if not ARCH.fullmatch(arch) or arch in ("src", "noarch"):
+                raise UsageError(f"{arch!r} is not a build arch", "use arches like x86_64 or aarch64")
+        for arch in self.mock_config:
+            if arch not in self.arches:
+                raise UsageError(f"mock config for {arch}, which target {self.name} does not build",
+                                 f"its arches are {', '.join(self.arches)}")
+        names = [repo.name for repo in self.external_repos]
+        if len(set(names)) != len(names):
+            raise UsageError(f"target {self.name} names an external repo twice")
+        for repo in self.external_repos:
+            check_name(repo.name, "external repo")
+            if not _URL.fullmatch(repo.url):
+                raise UsageError(f"external repo {repo.name}: {repo.url!r} is not an http(s) or file URL")
+
+    def mock_config_for(self, arch: str) -> str:
+        return self.mock_config.get(arch, "default")
+
+    def task_arches(self, package: SourcePackage, requested: Sequence[str] = ()) -> tuple[str, ...]:
+        """The arches to build `package` for: the request (or all the target's
+        arches), minus what the SRPM's ExclusiveArch/ExcludeArch rule out."""
+        for arch in requested:
+            if arch not in self.arches:
+                raise UsageError(f"target {self.name} does not build {arch}",
+                                 f"its arches are {', '.join(self.arches)}")
+        arches = [a for a in (requested or self.arches)
+                  if (not package.exclusivearch or a in package.exclusivearch)
+                  and a not in package.excludearch]
+        if not arches:
+            raise BadInput(f"{package.nvr} builds on none of {', '.join(requested or self.arches)} "
+                           f"(ExclusiveArch: {' '.join(package.exclusivearch) or '-'}, "
+                           f"ExcludeArch: {' '.join(package.excludearch) or '-'})",
+                           "pick another target or --arch")
+        return tuple(dict.fromkeys(arches))
+
+    def dump(self) -> bytes:
+        doc = {"arches": list(self.arches), "dist_tag": self.dist_tag, "supersede": self.supersede,
+               "mock_config": dict(self.mock_config),
+               "external_repo": [{"name": r.name, "url": r.url} for r in self.external_repos]}
+        header = (f"sluice target {self.name}. External repos feed the buildroot in this order;\n"
+                  "the first repo that has a package wins.")
+        return tomlfile.dumps(doc, header).encode()
+
+    @classmethod
+    def parse(cls, name: str, data: bytes, where: str | None = None) -> "Target":
+        where = where or target_path(name)
+        text, doc = tomlfile.decode(data, where, "fix it and load it with `sluice target load`")
+
+        def at(key: str) -> str:
+            return tomlfile.locate(text, where, tomlfile.key_pattern(key))
+
+        for key in doc:
+            if key not in _KEYS:
+                raise ConfigError(at(key), f"unknown setting {key!r}; settings are {', '.join(sorted(_KEYS))}")
+        arches = doc.get("arches")
+        if not (isinstance(arches, list) and all(isinstance(a, str) for a in arches)):
+            raise ConfigError(at("arches"), "arches must be a list of arch names")
+        mock = doc.get("mock_config", {})
+        if not (isinstance(mock, dict) and all(isinstance(v, str) for v in mock.values())):
+            raise ConfigError(tomlfile.locate(text, where, r"\[\s*mock_config\s*\]"),
+                              "[mock_config] maps arch = \"config name\"")
+        repos = doc.get("external_repo", [])
+        if not (isinstance(repos, list) and all(isinstance(r, dict) and isinstance(r.get("name"), str)
+                                                and isinstance(r.get("url"), str) for r in repos)):
+            raise ConfigError(tomlfile.locate(text, where, r"\[\[\s*external_repo\s*\]\]"),
+                              "each [[external_repo]] needs name and url")
+        for key, kind in (("dist_tag", str), ("supersede", bool)):
+            if key in doc and not isinstance(doc[key], kind):
+                raise ConfigError(at(key), f"{key} must be a {kind.__name__}")
+        try:
+            return cls(name, tuple(arches), dict(mock), doc.get("dist_tag", ""),
+                       tuple(ExternalRepo(r["name"], r["url"]) for r in repos), doc.get("supersede", True))
+        except UsageError as exc:
+            raise ConfigError(where, exc.message, exc.hint) from exc
+
+    def describe(self) -> list[str]:
+        lines = [f"target {self.name}", f"  arches:   {' '.join(self.arches)}",
+                 f"  dist tag: {self.dist_tag or '-'}", f"  supersede older builds: {'yes' if self.supersede else 'no'}"]
+        lines += [f"  mock {arch}: {self.mock_config_for(arch)}" for arch in self.arches]
+        lines += [f"  external repo {n}. {r.name} {r.url}" for n, r in enumerate(self.external_repos, 1)]
+        return lines
+
+
+def check_name(name: str, what: str) -> str:
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise UsageError(f"{name!r} is not a valid {what} name",
+                         "use letters, digits and . _ + - (at most 64, starting with a letter or digit)")
+    return name

@@ -1,0 +1,73 @@
+"""Content-addressed artifact store: `<root>/sha256/<ab>/<digest>`.
+
+Files are written to a temporary name in the same filesystem, fsynced and
+renamed into place, so a reader (or a crash) never sees half a file. The
+digest is computed from the bytes actually written, never taken on trust.
+Stored files are read-only; repos hard-link them.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+
+from backends.base import BackendError, Stored
+
+_CHUNK = 1 << 20
+
+
+class FileArtifactStore:
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def path(self, sha256: str) -> str:
+        return os.path.join(self.root, "sha256", sha256[:2], sha256)
+
+    def has(self, sha256: str) -> bool:
+        return os.path.exists(self.path(sha256))
+
+    def put(self, path: str) -> Stored:
+        incoming = os.path.join(self.root, "incoming")
+        try:
+            os.makedirs(incoming, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=incoming, prefix=".put-")
+        except OSError as exc:
+            raise BackendError(f"cannot write to the artifact store {self.root}: {exc.strerror}",
+                               "check that it exists, is writable and has free space") from exc
+        try:
+            digest, size = _copy_hashing(path, fd)
+            final = self.path(digest)
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            if os.path.exists(final):
+                os.unlink(tmp)
+            else:
+                os.chmod(tmp, 0o444)
+                os.rename(tmp, final)
+            return Stored(digest, size)
+        except OSError as exc:
+            _discard(tmp)
+            raise BackendError(f"cannot store {path} in {self.root}: {exc.strerror}",
+                               "check free space and permissions, then submit again") from exc
+        except BaseException:
+            _discard(tmp)
+            raise
+
+
+def _copy_hashing(path: str, fd: int) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
+        while chunk := src.read(_CHUNK):
+            digest.update(chunk)
+            dst.write(chunk)
+            size += len(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    return digest.hexdigest(), size
+
+
+def _discard(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,237 @@
+"""The small interfaces the domain (`app/`) uses to reach the outside world.
+
+`app/` imports only this module from `backends/`; the real implementations
+live in their own modules (`gitstore`, `gitsync`, `artifacts`, `srpm`) and are
+wired together by `app.wiring`.
+
+The root of sluice's exception tree lives here too, so that backends can raise
+errors the CLI knows how to report without importing the domain. The whole
+tree is drawn once, in `app/errors.py`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence
+
+
+class SluiceError(Exception):
+    """Something the user must hear about: what happened and what to do next."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
+
+class BackendError(SluiceError):
+    """A backend failed. Keeps the command, its exit status and its output."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = "", *, command: Sequence[str] = (),
+                 status: int | None = None, output: str = "") -> None:
+        super().__init__(message, hint)
+        self.command = tuple(command)
+        self.status = status
+        self.output = output
+
+
+class BadInput(SluiceError):
+    """A file or value given to sluice is not what it must be (exit 2)."""
+
+    exit_code = 2
+
+
+class RefMoved(Exception):
+    """The state ref changed (or was locked) between snapshot and write.
+
+    Internal: the store retries, the user never sees it."""
+
+
+# ---------------------------------------------------------------- state store
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    email: str
+
+
+class Snapshot(Protocol):
+    """A read-only view of one commit of the state ref (or of nothing yet)."""
+
+    commit: str | None
+
+    def read(self, path: str) -> bytes | None: ...
+
+    def list(self, path: str) -> list[str]: ...
+
+    def object_id(self, path: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one write adds to the state tree, and the commit message for it.
+
+    `files` maps tree paths to their new content; nothing is ever deleted."""
+
+    files: Mapping[str, bytes]
+    message: str
+    author: Person
+
+
+@dataclass(frozen=True)
+class Written:
+    commit: str
+    change: Change
+    attempts: int
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One path that a commit changed against its parent."""
+
+    path: str
+    old: str | None  # blob id before, None when added
+    new: str | None  # blob id after, None when deleted
+    mode: int = 0o100644
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    id: str
+    parents: tuple[str, ...]
+    author: Person
+    committer: Person
+    time: int
+    message: str
+
+
+class StateStore(Protocol):
+    """The git-backed append-only state: snapshots and compare-and-swap writes."""
+
+    replica: str
+
+    def head(self) -> str | None: ...
+
+    def snapshot(self, commit: str | None = None) -> Snapshot: ...
+
+    def update(self, plan: Callable[[Snapshot], Change]) -> Written: ...
+
+    def changed_paths(self, old: str, new: str) -> list[str] | None: ...
+
+    def is_ancestor(self, older: str, newer: str) -> bool: ...
+
+    def history(self, start: str | None = None) -> Iterator[CommitInfo]: ...
+
+    def blob(self, blob_id: str) -> bytes: ...
+
+    def index_dir(self) -> str: ...
+
+
+# ------------------------------------------------------------------------ sync
+
+@dataclass(frozen=True)
+class Incoming:
+    """A commit fetched from another clone that this clone does not have."""
+
+    info: CommitInfo
+    changes: tuple[FileChange, ...]  # against the first parent
+    parent: Snapshot  # the first parent's tree
+    snapshot: Snapshot  # this commit's own tree
+
+
+class SyncTransport(Protocol):
+    """Moves `refs/sluice/*` between this repo and a remote (local path or SSH)."""
+
+    def fetch(self, remote: str) -> str | None: ...
+
+    def push(self, remote: str, commit: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Union:
+    """A merge result: the commit, or the paths both sides wrote differently."""
+
+    commit: str | None
+    collisions: tuple[str, ...] = ()
+
+
+class Merger(Protocol):
+    def incoming(self, theirs: str, ours: str | None) -> Iterator[Incoming]: ...
+
+    def merge_problems(self, commit: CommitInfo) -> list[str]: ...
+
+    def union(self, ours: str | None, theirs: str, message: str,
+              author: Person, prefer_theirs: Iterable[str] = ()) -> "Union": ...
+
+    def advance(self, old: str | None, new: str) -> bool: ...
+
+
+# ------------------------------------------------------------------ artifacts
+
+@dataclass(frozen=True)
+class Stored:
+    sha256: str
+    size: int
+
+
+class ArtifactStore(Protocol):
+    """Content-addressed files (SRPMs, RPMs, logs) outside git."""
+
+    def put(self, path: str) -> Stored: ...
+
+    def path(self, sha256: str) -> str: ...
+
+    def has(self, sha256: str) -> bool: ...
+
+
+# ------------------------------------------------------------------- packages
+
+@dataclass(frozen=True)
+class SourcePackage:
+    """What sluice needs from an SRPM header, read and digest-checked."""
+
+    name: str
+    epoch: int | None
+    version: str
+    release: str
+    buildrequires: tuple[str, ...]
+    exclusivearch: tuple[str, ...] = ()
+    excludearch: tuple[str, ...] = ()
+    sha256: str = ""
+    size: int = 0
+    filename: str = ""
+
+    @property
+    def nvr(self) -> str:
+        return f"{self.name}-{self.version}-{self.release}"
+
+
+class PackageReader(Protocol):
+    def read_source(self, path: str) -> SourcePackage: ...
+
+
+@dataclass
+class MemoryArtifactStore:
+    """Test double for `ArtifactStore`: keeps contents in a dict."""
+
+    blobs: dict[str, bytes] = field(default_factory=dict)
+
+    def put(self, path: str) -> Stored:
+        import hashlib
+        with open(path, "rb") as f:
+            data = f.read()
+        digest = hashlib.sha256(data).hexdigest()
+        self.blobs[digest] = data
+        return Stored(digest, len(data))
+
+    def path(self, sha256: str) -> str:
+        raise KeyError(sha256)
+
+    def has(self, sha256: str) -> bool:
+        return sha256 in self.blobs

@@ -1,0 +1,180 @@
+"""The state store: `refs/sluice/state` in a git repository, through pygit2.
+
+Writes follow one loop: snapshot the ref, let the caller's plan validate
+against that snapshot and say what to add, write blobs/trees/commit, then
+compare-and-swap the ref (`Reference.set_target` refuses when the ref moved).
+When the swap fails the whole plan runs again on the new snapshot, so an
+event is never written against a state it did not see.
+"""
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import time
+from typing import Callable, Iterator
+
+import pygit2
+
+from backends.base import (BackendError, BadInput, Change, CommitInfo, Person, RefMoved,
+                           Snapshot, Written)
+from backends.gittree import GitSnapshot, write_tree
+
+STATE_REF = "refs/sluice/state"
+_RETRYABLE = ("does not match", "failed to lock", "locked", "already exists")
+
+
+def person(sig: pygit2.Signature) -> Person:
+    return Person(sig.name, sig.email)
+
+
+class GitStateStore:
+    """`StateStore` over a bare repo (the default) or any existing git repo."""
+
+    def __init__(self, repo: pygit2.Repository, *, timeout: float = 30.0) -> None:
+        self.repo = repo
+        self.timeout = timeout
+        self.replica = self._replica()
+
+    # ----------------------------------------------------------- opening
+
+    @classmethod
+    def open(cls, path: str, *, create: bool = False) -> "GitStateStore":
+        """Open the repo at `path`; with `create`, make a bare repo if none is there."""
+        found = pygit2.discover_repository(path) if os.path.exists(path) else None
+        if found is None:
+            if not create:
+                raise BadInput(f"no git repository at {path}",
+                               "run `sluice init` to create one, or pass --repo PATH")
+            if os.path.exists(path) and os.listdir(path):
+                raise BadInput(f"{path} is not empty and not a git repository",
+                               "pass an empty or new directory, or an existing git repo")
+            repo = pygit2.init_repository(path, bare=True, initial_head="main")
+        else:
+            repo = pygit2.Repository(found)
+        return cls(repo)
+
+    def _replica(self) -> str:
+        """This clone's replica id, made once and kept in the repo's config."""
+        config = self.repo.config
+        try:
+            return config["sluice.replica"]
+        except KeyError:
+            replica = secrets.token_hex(4)
+            config["sluice.replica"] = replica
+            return replica
+
+    @property
+    def committer(self) -> Person:
+        return Person(f"sluice replica {self.replica}", f"{self.replica}@replica.sluice.invalid")
+
+    def index_dir(self) -> str:
+        return os.path.join(self.repo.path, "sluice")
+
+    # ----------------------------------------------------------- reading
+
+    def head(self) -> str | None:
+        ref = self.repo.references.get(STATE_REF)
+        return str(ref.target) if ref is not None else None
+
+    def snapshot(self, commit: str | None = None) -> GitSnapshot:
+        return GitSnapshot(self.repo, commit if commit is not None else self.head())
+
+    def blob(self, blob_id: str) -> bytes:
+        return self.repo[blob_id].data
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        return older == newer or self.repo.descendant_of(newer, older)
+
+    def changed_paths(self, old: str, new: str) -> list[str] | None:
+        """Paths that differ from `old` to `new`, or None when `new` does not
+        descend from `old` (the caller must then start over)."""
+        if old == new:
+            return []
+        if not self.repo.descendant_of(new, old):
+            return None
+        diff = self.repo[old].tree.diff_to_tree(self.repo[new].tree)
+        return [delta.new_file.path for delta in diff.deltas]
+
+    def history(self, start: str | None = None) -> Iterator[CommitInfo]:
+        tip = start or self.head()
+        if tip is None:
+            return
+        for commit in self.repo.walk(tip, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME):
+            yield commit_info(commit)
+
+    # ----------------------------------------------------------- writing
+
+    def update(self, plan: Callable[[Snapshot], Change]) -> Written:
+        """Run `plan` on the newest snapshot and commit what it returns,
+        redoing the plan (and so its validation) whenever the ref moved."""
+        deadline = time.monotonic() + self.timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            ref = self.repo.references.get(STATE_REF)
+            parent = str(ref.target) if ref is not None else None
+            change = plan(GitSnapshot(self.repo, parent))
+            commit = self.commit(change, parent)
+            try:
+                self.swap(ref, commit, change.message.partition("\n")[0])
+                return Written(commit, change, attempt)
+            except RefMoved:
+                if time.monotonic() > deadline:
+                    raise BackendError(
+                        f"could not update {STATE_REF} in {self.repo.path} for "
+                        f"{self.timeout:.0f}s: another writer holds it",
+                        f"if no sluice is running, remove {self._lock_path()} and retry")
+                time.sleep(random.uniform(0, min(0.05, 0.0005 * 2 ** min(attempt, 7))))
+
+    def commit(self, change: Change, parent: str | None) -> str:
+        base = self.repo[parent].tree if parent else None
+        blobs = {path: self.repo.create_blob(data) for path, data in change.files.items()}
+        tree = write_tree(self.repo, base, blobs)
+        return self.make_commit(tree, [parent] if parent else [], change.message, change.author)
+
+    def make_commit(self, tree: pygit2.Oid | str, parents: list[str], message: str,
+                    author: Person) -> str:
+        now = int(time.time())
+        offset = _utc_offset_minutes()
+        who = pygit2.Signature(author.name, author.email, now, offset)
+        by = pygit2.Signature(self.committer.name, self.committer.email, now, offset)
+        return str(self.repo.create_commit(None, who, by, message, tree, parents))
+
+    def swap(self, ref: pygit2.Reference | None, commit: str, message: str) -> None:
+        """Compare-and-swap the state ref from `ref`'s value to `commit`."""
+        try:
+            if ref is None:
+                self.repo.references.create(STATE_REF, commit)
+            else:
+                ref.set_target(commit, message)
+        except (pygit2.GitError, pygit2.AlreadyExistsError) as exc:
+            text = str(exc)
+            if isinstance(exc, pygit2.AlreadyExistsError) or any(s in text for s in _RETRYABLE):
+                raise RefMoved(text) from exc
+            raise BackendError(f"cannot write {STATE_REF} in {self.repo.path}: {text}",
+                               "check that the repository is writable by you") from exc
+
+    def advance(self, old: str | None, new: str) -> bool:
+        """Move the ref from `old` to `new` if it still points at `old`."""
+        ref = self.repo.references.get(STATE_REF)
+        if (str(ref.target) if ref else None) != old:
+            return False
+        try:
+            self.swap(ref, new, "sync")
+        except RefMoved:
+            return False
+        return True
+
+    def _lock_path(self) -> str:
+        return os.path.join(self.repo.path, STATE_REF + ".lock")
+
+
+def commit_info(commit: pygit2.Commit) -> CommitInfo:
+    return CommitInfo(str(commit.id), tuple(str(p) for p in commit.parent_ids),
+                      person(commit.author), person(commit.committer),
+                      commit.commit_time, commit.message)
+
+
+def _utc_offset_minutes() -> int:
+    return -(time.altzone if time.daylight and time.localtime().tm_isdst else time.timezone) // 60

@@ -1,0 +1,160 @@
+"""Moving and merging `refs/sluice/*` between clones.
+
+The transport is the `git` command itself, so remotes work exactly as git
+users expect: local paths, `ssh://` and scp-style URLs, `~/.ssh/config`,
+known_hosts (OpenSSH refuses unknown host keys in batch use; sluice never adds
+them), agents and `GIT_SSH_COMMAND`. Fetches go into
+`refs/remotes/<remote>/sluice/*`; pushes never force, so a rejected push is the
+distributed compare-and-swap and the caller fetches, merges and tries again.
+
+The merger walks what the remote has that we do not (oldest first, each commit
+with its changes against its first parent) so the domain can check every
+event, and writes the union of both trees as a merge commit.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from typing import Iterable, Iterator
+
+import pygit2
+
+from backends.base import BackendError, BadInput, CommitInfo, FileChange, Incoming, Person, Union
+from backends.gitstore import GitStateStore, commit_info
+from backends.gittree import GitSnapshot, write_tree
+
+# A remote-side refusal that only means "someone else pushed first".
+_RACED = ("cannot lock ref", "failed to update ref", "incorrect old value", "failed to lock")
+_DELETED = pygit2.enums.DeltaStatus.DELETED
+_ADDED = pygit2.enums.DeltaStatus.ADDED
+
+
+class GitCliTransport:
+    """`SyncTransport` over the git command line."""
+
+    def __init__(self, repo: pygit2.Repository) -> None:
+        self.repo = repo
+
+    def _git(self, *args: str) -> subprocess.CompletedProcess:
+        command = ["git", "--git-dir", self.repo.path, "-c", "protocol.ext.allow=never", *args]
+        try:
+            return subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            raise BackendError(f"cannot run git: {exc.strerror}", "install git") from exc
+
+    def namespace(self, remote: str) -> str:
+        """Where this remote's refs are tracked: its name, or a stable id for a URL."""
+        if remote in self.repo.remotes.names():
+            return remote
+        return "url-" + hashlib.sha1(remote.encode()).hexdigest()[:12]
+
+    def fetch(self, remote: str) -> str | None:
+        _check_remote(remote)
+        space = self.namespace(remote)
+        result = self._git("fetch", "--no-tags", "--no-write-fetch-head", "--quiet", remote,
+                           f"+refs/sluice/*:refs/remotes/{space}/sluice/*")
+        if result.returncode != 0:
+            raise BackendError(f"cannot fetch the queue from {remote}",
+                               f"check that `git fetch {remote}` works from this machine",
+                               command=result.args, status=result.returncode, output=result.stderr.strip())
+        ref = self.repo.references.get(f"refs/remotes/{space}/sluice/state")
+        return str(ref.target) if ref is not None else None
+
+    def push(self, remote: str, commit: str) -> bool:
+        """Push without force; False when the remote moved (fetch and retry)."""
+        _check_remote(remote)
+        result = self._git("push", "--porcelain", "--quiet", remote, f"{commit}:refs/sluice/state")
+        if result.returncode == 0:
+            return True
+        output = (result.stdout + result.stderr).strip()
+        refused = [line for line in result.stdout.splitlines() if line.startswith("!")]
+        if refused and all("[rejected]" in line or any(r in line for r in _RACED) for line in refused):
+            return False
+        raise BackendError(f"cannot push the queue to {remote}",
+                           "check that you may push there (`git push` to it by hand shows why)",
+                           command=result.args, status=result.returncode, output=output)
+
+
+def _check_remote(remote: str) -> None:
+    if not remote or remote.startswith("-") or any(ord(c) < 32 for c in remote):
+        raise BadInput(f"{remote!r} is not a remote name, path or URL",
+                       "name a git remote of the state repo, a path, or an ssh:// URL")
+
+
+class GitMerger:
+    """`Merger`: the incoming walk, merge-commit audit and union merge."""
+
+    def __init__(self, store: GitStateStore) -> None:
+        self.store = store
+        self.repo = store.repo
+
+    def incoming(self, theirs: str, ours: str | None) -> Iterator[Incoming]:
+        walker = self.repo.walk(theirs, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
+        if ours is not None:
+            walker.hide(ours)
+        for commit in walker:
+            parent = str(commit.parent_ids[0]) if commit.parent_ids else None
+            yield Incoming(commit_info(commit), tuple(self._changes(parent, str(commit.id))),
+                           GitSnapshot(self.repo, parent), GitSnapshot(self.repo, str(commit.id)))
+
+    def _changes(self, old: str | None, new: str) -> Iterator[FileChange]:
+        new_tree = self.repo[new].tree
+        diff = self.repo[old].tree.diff_to_tree(new_tree) if old else new_tree.diff_to_tree(swap=True)
+        for delta in diff.deltas:
+            yield FileChange(delta.new_file.path if delta.status != _DELETED else delta.old_file.path,
+                             None if delta.status == _ADDED else str(delta.old_file.id),
+                             None if delta.status == _DELETED else str(delta.new_file.id),
+                             int(delta.new_file.mode))
+
+    def merge_problems(self, info: CommitInfo) -> list[str]:
+        """A merge commit may only combine its parents: nothing new, nothing lost."""
+        commit = self.repo[info.id]
+        trees = [self.repo[p].tree for p in info.parents]
+        problems = []
+        for i, tree in enumerate(trees):
+            others = [t for j, t in enumerate(trees) if j != i]
+            for delta in tree.diff_to_tree(commit.tree).deltas:
+                path = delta.old_file.path if delta.status == _DELETED else delta.new_file.path
+                if delta.status == _DELETED:
+                    problems.append(f"merge {info.id[:10]} drops {path}")
+                elif not any(_blob_id(t, path) == str(delta.new_file.id) for t in others):
+                    problems.append(f"merge {info.id[:10]} brings {path}, which none of its parents has")
+        return sorted(set(problems))
+
+    def union(self, ours: str | None, theirs: str, message: str, author: Person,
+              prefer_theirs: Iterable[str] = ()) -> Union:
+        """Fast-forward when one side contains the other; else a merge commit
+        with the union of both trees. Same path, different content on both
+        sides is a collision (unless the path is in `prefer_theirs`)."""
+        if ours is None or self.store.is_ancestor(ours, theirs):
+            return Union(theirs)
+        if self.store.is_ancestor(theirs, ours):
+            return Union(ours)
+        base = self.repo.merge_base(ours, theirs)
+        if base is None:
+            return Union(None, ("(no common history)",))
+        ours_tree, prefer = self.repo[ours].tree, set(prefer_theirs)
+        take: dict[str, pygit2.Oid] = {}
+        collisions = []
+        for change in self._changes(str(base), theirs):
+            mine = _blob_id(ours_tree, change.path)
+            if change.new is None or (mine is not None and mine not in (change.new, change.old)
+                                      and change.path not in prefer):
+                collisions.append(change.path)
+            elif mine != change.new:
+                take[change.path] = pygit2.Oid(hex=change.new)
+        if collisions:
+            return Union(None, tuple(collisions))
+        tree = write_tree(self.repo, ours_tree, take)
+        return Union(self.store.make_commit(tree, [ours, theirs], message, author))
+
+    def advance(self, old: str | None, new: str) -> bool:
+        return self.store.advance(old, new)
+
+
+def _blob_id(tree: pygit2.Tree, path: str) -> str | None:
+    try:
+        return str(tree[path].id)
+    except KeyError:
+        return None
