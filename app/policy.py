@@ -106,6 +106,10 @@ class Policy:
             at = tomlfile.locate(text, where, r"\[\[\s*grant\s*\]\]", n)
             if not isinstance(item, dict):
                 raise ConfigError(at, "each [[grant]] must be a table")
+            unknown = set(item) - {"role", "email", "packages"}
+            if unknown:
+                raise ConfigError(at, f"unknown key {sorted(unknown)[0]!r} in [[grant]]; "
+                                      "a grant has role, email and packages")
             role, email, packages = item.get("role"), item.get("email"), item.get("packages", ["*"])
             if role not in ROLES:
                 raise ConfigError(at, f"unknown role {role!r}; roles are {', '.join(ROLES)}")

@@ -28,6 +28,9 @@ def loads(text: str, where: str, hint: str = "") -> dict[str, Any]:
         if found:
             where = f"{where}, line {found.group(1)}, column {found.group(2)}"
             message = _LINE.sub("", message).strip()
+        elif "(at end of document)" in message:
+            where = f"{where}, line {max(1, len(text.splitlines()))} (end of file)"
+            message = message.replace("(at end of document)", "").strip()
         raise ConfigError(where, message, hint) from exc
 
 

@@ -21,7 +21,7 @@ from backends.base import (BackendError, BadInput, Change, CommitInfo, Person, R
 from backends.gittree import GitSnapshot, write_tree
 
 STATE_REF = "refs/sluice/state"
-_RETRYABLE = ("does not match", "failed to lock", "locked", "already exists")
+_RETRYABLE = ("does not match", "failed to lock", "already exists")
 
 
 def person(sig: pygit2.Signature) -> Person:
@@ -40,9 +40,15 @@ class GitStateStore:
 
     @classmethod
     def open(cls, path: str, *, create: bool = False) -> "GitStateStore":
-        """Open the repo at `path`; with `create`, make a bare repo if none is there."""
-        found = pygit2.discover_repository(path) if os.path.exists(path) else None
-        if found is None:
+        """Open the repo at `path` (a bare repo, a .git dir or a work tree's top,
+        never a repo further up); with `create`, make a bare repo if none is there."""
+        repo = None
+        if os.path.exists(path):
+            try:
+                repo = pygit2.Repository(path, pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
+            except pygit2.GitError:
+                repo = None
+        if repo is None:
             if not create:
                 raise BadInput(f"no git repository at {path}",
                                "run `sluice init` to create one, or pass --repo PATH")
@@ -50,8 +56,6 @@ class GitStateStore:
                 raise BadInput(f"{path} is not empty and not a git repository",
                                "pass an empty or new directory, or an existing git repo")
             repo = pygit2.init_repository(path, bare=True, initial_head="main")
-        else:
-            repo = pygit2.Repository(found)
         return cls(repo)
 
     def _replica(self) -> str:
@@ -148,7 +152,7 @@ class GitStateStore:
                 self.repo.references.create(STATE_REF, commit)
             else:
                 ref.set_target(commit, message)
-        except (pygit2.GitError, pygit2.AlreadyExistsError) as exc:
+        except (pygit2.GitError, pygit2.AlreadyExistsError, OSError) as exc:
             text = str(exc)
             if isinstance(exc, pygit2.AlreadyExistsError) or any(s in text for s in _RETRYABLE):
                 raise RefMoved(text) from exc
