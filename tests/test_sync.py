@@ -1,0 +1,214 @@
+"""`sluice sync` between real clones through a shared bare repo (a local path
+remote); the SSH remote is in test_sync_ssh.py."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app import builds
+from app.actions import Action
+from app.errors import HistoryRefused, StateConflict
+from app.lifecycle import fold
+from app.model import Op, State
+from app.queue import make_event
+from app.sync import Syncer
+from backends.base import BackendError, Change, Person
+from backends.gitstore import GitStateStore
+from backends.gitsync import GitCliTransport, GitMerger
+from tests.conftest import ALICE, BOB, MALLORY, tree_files
+
+
+def syncer(clone, who=ALICE) -> Syncer:
+    return Syncer(clone.store, GitCliTransport(clone.store.repo), GitMerger(clone.store), who)
+
+
+@pytest.fixture
+def hub(make_clone):
+    """A shared bare repo holding a queue, and two clones of it (alice's, bob's)."""
+    origin = make_clone("origin")
+    hub = make_clone("hub.git", init=False)
+    syncer(origin).sync(str(hub.path))
+    alice, bob = make_clone("alice", init=False), make_clone("bob", init=False)
+    for clone in (alice, bob):
+        syncer(clone).sync(str(hub.path))
+    return hub, alice, bob
+
+
+def forge(store: GitStateStore, files: dict[str, bytes], author: Person, title: str = "forged") -> str:
+    """Write a commit no honest sluice would, straight onto the ref."""
+    return store.update(lambda snap: Change(files, title + "\n", author)).commit
+
+
+def test_joining_a_queue_adopts_its_history(hub):
+    hub_clone, alice, bob = hub
+    assert alice.store.head() == hub_clone.store.head() == bob.store.head()
+    assert builds.load_policy(alice.store.snapshot()).is_admin(ALICE.email)
+
+
+def test_events_written_on_two_clones_meet_in_both(hub, make_srpm):
+    hub_clone, alice, bob = hub
+    a = alice.submit(make_srpm("alpha"), who=ALICE)
+    b = bob.submit(make_srpm("beta"), who=BOB)
+    first = syncer(alice).sync(str(hub_clone.path))
+    assert first.sent and first.commits == 0
+    second = syncer(bob, BOB).sync(str(hub_clone.path))
+    assert second.commits == 1 and second.events == 1 and second.sent
+    syncer(alice).sync(str(hub_clone.path))
+    assert alice.store.head() == bob.store.head() == hub_clone.store.head()
+    for clone in (alice, bob):
+        assert {clone.state(a), clone.state(b)} == {State.QUEUED}
+    merge = alice.store.repo[alice.store.head()]
+    assert len(merge.parents) == 2 and "Sluice-Op: sync" in merge.message
+
+
+def test_concurrent_decisions_are_contested_until_resolved(hub, make_srpm):
+    hub_clone, alice, bob = hub
+    build = alice.submit(make_srpm("inventor"), who=BOB)
+    alice.built(build)
+    syncer(alice).sync(str(hub_clone.path))
+    syncer(bob, BOB).sync(str(hub_clone.path))
+    alice.queue(BOB).perform(Action(Op.APPROVE, build))
+    bob.queue(BOB).perform(Action(Op.WITHDRAW, build, "broken ABI"))
+    syncer(alice).sync(str(hub_clone.path))
+    syncer(bob, BOB).sync(str(hub_clone.path))
+    syncer(alice).sync(str(hub_clone.path))
+    views = [c.queue().view(build) for c in (alice, bob)]
+    assert all(v.contested and v.state is State.WITHDRAWN for v in views)
+    assert set(views[0].contenders) == {State.NEEDSIGN, State.WITHDRAWN}
+    with pytest.raises(StateConflict, match="contested"):
+        bob.queue(BOB).perform(Action(Op.HOLD, build, "x"))
+    bob.queue(BOB).perform(Action(Op.RESOLVE, build, "withdraw it", to=State.WITHDRAWN))
+    syncer(bob, BOB).sync(str(hub_clone.path))
+    syncer(alice).sync(str(hub_clone.path))
+    for clone in (alice, bob):
+        view = clone.queue().view(build)
+        assert not view.contested and view.state is State.WITHDRAWN
+
+
+def test_a_rejected_push_is_retried_after_merging_again(hub, make_srpm):
+    hub_clone, alice, bob = hub
+    alice.submit(make_srpm("alpha"))
+    bob.submit(make_srpm("beta"), who=BOB)
+    transport = GitCliTransport(alice.store.repo)
+    fetch = transport.fetch
+    raced = []
+
+    def fetch_then_lose_the_race(remote):
+        head = fetch(remote)
+        if not raced:  # bob pushes between alice's fetch and alice's push
+            raced.append(syncer(bob, BOB).sync(remote))
+        return head
+    transport.fetch = fetch_then_lose_the_race
+    result = Syncer(alice.store, transport, GitMerger(alice.store), ALICE).sync(str(hub_clone.path))
+    assert result.attempts == 2 and result.sent
+    assert len(list(builds.build_ids(hub_clone.store.snapshot()))) == 2
+
+
+def test_a_remote_that_modifies_an_existing_event_is_refused(hub, make_srpm):
+    hub_clone, alice, bob = hub
+    build = bob.submit(make_srpm("victim"), who=BOB)
+    syncer(bob, BOB).sync(str(hub_clone.path))
+    snap = hub_clone.store.snapshot()
+    path = next(f"{builds.build_dir(build)}/events/{n}" for n in snap.list(f"{builds.build_dir(build)}/events"))
+    doc = json.loads(snap.read(path))
+    doc["to"] = "stable"
+    forge(hub_clone.store, {path: json.dumps(doc).encode()}, BOB)
+    before = tree_files(alice.store)
+    with pytest.raises(HistoryRefused) as refused:
+        syncer(alice).sync(str(hub_clone.path))
+    assert any("modifies" in f and "may never change" in f for f in refused.value.findings)
+    assert tree_files(alice.store) == before
+
+
+def test_a_forged_approval_by_someone_without_the_role_is_refused(hub, make_srpm):
+    hub_clone, alice, bob = hub
+    build = bob.submit(make_srpm("target"), who=BOB)
+    bob.built(build)
+    syncer(bob, BOB).sync(str(hub_clone.path))
+    view = bob.queue().view(build)
+    event = make_event(view, Op.APPROVE, MALLORY.email, "m4110ry0")
+    event_id, body = event.encode()
+    forge(hub_clone.store, {builds.event_path(build, event_id): body}, MALLORY)
+    before = alice.store.head()
+    with pytest.raises(HistoryRefused) as refused:
+        syncer(alice).sync(str(hub_clone.path))
+    assert refused.value.exit_code == 3
+    assert any(MALLORY.email in f and "may not approve" in f for f in refused.value.findings)
+    assert alice.store.head() == before
+
+
+def test_an_event_whose_actor_is_not_the_commit_author_is_refused(hub, make_srpm):
+    hub_clone, alice, bob = hub
+    build = bob.submit(make_srpm("spoof"), who=BOB)
+    bob.built(build)
+    syncer(bob, BOB).sync(str(hub_clone.path))
+    event = make_event(bob.queue().view(build), Op.APPROVE, BOB.email, "m4110ry0")
+    event_id, body = event.encode()
+    forge(hub_clone.store, {builds.event_path(build, event_id): body}, MALLORY)
+    with pytest.raises(HistoryRefused) as refused:
+        syncer(alice).sync(str(hub_clone.path))
+    assert any("claims actor" in f for f in refused.value.findings)
+
+
+@pytest.mark.parametrize("path, content, words", [
+    ("builds/..%2f..%2fetc/passwd", b"x", "no part of a sluice queue"),
+    ("builds/zz/evil/build.json", b"{}", "no part of a sluice queue"),
+    ("notes.txt", b"hi", "no part of a sluice queue"),
+    ("config/targets/evil.toml", b'arches = ["x86_64"]\n', "is not an admin"),
+    ("config/policy.toml", b'[[grant]]\nrole = "admin"\nemail = "mallory@example.org"\n', "is not an admin"),
+])
+def test_crafted_trees_are_refused(hub, path, content, words):
+    hub_clone, alice, bob = hub
+    forge(hub_clone.store, {path: content}, MALLORY)
+    with pytest.raises(HistoryRefused) as refused:
+        syncer(alice).sync(str(hub_clone.path))
+    assert any(words in f for f in refused.value.findings), refused.value.findings
+
+
+def test_a_malformed_policy_from_an_admin_is_refused_naming_file_and_line(hub):
+    hub_clone, alice, bob = hub
+    forge(hub_clone.store, {"config/policy.toml": b'[[grant]]\nrole = "admin"\nemail = \n'}, ALICE)
+    with pytest.raises(HistoryRefused) as refused:
+        syncer(alice).sync(str(hub_clone.path))
+    assert any("config/policy.toml, line 3" in f for f in refused.value.findings)
+
+
+def test_policy_changed_on_both_sides_needs_a_choice(hub):
+    hub_clone, alice, bob = hub
+    bob_admin = bob.admin(ALICE)
+    alice.admin().grant("tester", "tess@example.org")
+    bob_admin.grant("signer", "sam@example.org")
+    syncer(alice).sync(str(hub_clone.path))
+    with pytest.raises(StateConflict) as conflict:
+        syncer(bob).sync(str(hub_clone.path))
+    assert "--theirs config/policy.toml" in conflict.value.hint
+    syncer(bob).sync(str(hub_clone.path), ["config/policy.toml"])
+    policy = builds.load_policy(bob.store.snapshot())
+    assert policy.has("tess@example.org", "tester") and not policy.has("sam@example.org", "signer")
+
+
+def test_an_unrelated_queue_is_refused(make_clone, hub):
+    hub_clone, alice, bob = hub
+    stranger = make_clone("stranger")
+    with pytest.raises(HistoryRefused) as refused:
+        syncer(stranger).sync(str(hub_clone.path))
+    assert any("shares no history" in f for f in refused.value.findings)
+
+
+def test_an_unreachable_remote_fails_clearly(clone, tmp_path):
+    with pytest.raises(BackendError) as failed:
+        syncer(clone).sync(str(tmp_path / "nowhere.git"))
+    assert failed.value.exit_code == 1 and "git fetch" in failed.value.hint
+
+
+def test_sync_from_the_cli_reports_and_refuses(sluice, hub, make_srpm):
+    hub_clone, alice, bob = hub
+    bob.submit(make_srpm("cli"), who=BOB)
+    syncer(bob, BOB).sync(str(hub_clone.path))
+    result = sluice("--json", "sync", str(hub_clone.path), repo_path=str(alice.path))
+    assert result.code == 0 and result.json["commits"] == 1 and result.json["events"] == 1
+    forge(hub_clone.store, {"notes.txt": b"x"}, MALLORY)
+    result = sluice("sync", str(hub_clone.path), repo_path=str(alice.path))
+    assert result.code == 3 and "notes.txt" in result.err and "nothing was merged" in result.err
+    assert sluice("sync", repo_path=str(alice.path)).code == 2  # no remote named
