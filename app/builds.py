@@ -17,6 +17,8 @@ from backends.base import Snapshot
 
 BUILDS = "builds"
 _PREFIX = re.compile(r"[0-9a-f]{4,40}")
+_EVENT_CACHE = 500_000
+_events: dict[str, StoredEvent] = {}
 _policies: dict[str, Policy] = {}
 _targets: dict[tuple[str, str], Target] = {}
 
@@ -39,12 +41,21 @@ def load_record(snap: Snapshot, build_id: str) -> BuildRecord | None:
 
 
 def load_events(snap: Snapshot, build_id: str) -> list[StoredEvent]:
+    """The build's events. Events never change, so each is decoded once per
+    process and remembered by its blob id."""
     folder = f"{build_dir(build_id)}/events"
     found = []
-    for name in snap.list(folder):
-        data = snap.read(f"{folder}/{name}")
-        if data is not None and name.endswith(".json"):
-            found.append(decode_event(name[:-5], data))
+    for name, blob in snap.entries(folder):
+        stored = _events.get(blob)
+        if stored is None or stored.id != name[:-5]:
+            data = snap.read(f"{folder}/{name}")
+            if data is None or not name.endswith(".json"):
+                continue
+            stored = decode_event(name[:-5], data)
+            if len(_events) > _EVENT_CACHE:
+                _events.clear()
+            _events[blob] = stored
+        found.append(stored)
     return found
 
 

@@ -12,6 +12,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Mapping
 
 from backends.base import BadInput
@@ -114,7 +115,7 @@ class StoredEvent:
     id: str
     event: Event
 
-    @property
+    @cached_property
     def key(self) -> tuple[int, str, str]:
         """The deterministic fold order: (lamport, replica, hash)."""
         lamport, replica, sha8 = EVENT_ID.fullmatch(self.id).groups()

@@ -14,9 +14,9 @@ from app import audit, builds, lifecycle
 from app.actions import Action
 from app.errors import StateConflict
 from app.index import Index
-from app.lifecycle import RULES, BuildView
-from app.model import Event, Op, State, timestamp
-from backends.base import Change, Person, Snapshot, StateStore, Written
+from app.lifecycle import RULES, BuildView, fold
+from app.model import Event, Op, State, StoredEvent, timestamp
+from backends.base import Change, Person, Snapshot, StateStore
 
 BATCH_OPS = frozenset({Op.APPROVE, Op.SIGN, Op.PUSH_TESTING, Op.PUSH_STABLE})
 
@@ -65,7 +65,7 @@ class Queue:
         return self._apply(build, op, reason=reason, dst=dst, arch=arch, data=data)[0]
 
     def _apply(self, build: str, op: Op, **how: Any) -> list[BuildView]:
-        touched: list[str] = []
+        after: list[BuildView] = []
 
         def plan(snap: Snapshot) -> Change:
             view = builds.load_build(snap, builds.resolve(snap, build))
@@ -73,21 +73,19 @@ class Queue:
             members = self._members(snap, view, op)
             files = {}
             events = []
+            after.clear()
             for member in members:
                 event = make_event(member, op, self.actor.email, self.store.replica, **how)
                 lifecycle.check(member, member.record, event, policy)
                 event_id, body = event.encode()
                 files[builds.event_path(member.id, event_id)] = body
                 events.append(event)
-            touched[:] = [m.id for m in members]
+                # the commit adds exactly this event, so this is how the build folds after it
+                after.append(fold(member.record, member.events + (StoredEvent(event_id, event),)))
             return Change(files, audit.build_message(members, events), self.actor)
 
-        written = self.store.update(plan)
-        return self.views(written, touched)
-
-    def views(self, written: Written, ids: list[str]) -> list[BuildView]:
-        snap = self.store.snapshot(written.commit)
-        return [builds.load_build(snap, build_id) for build_id in ids]
+        self.store.update(plan)
+        return list(after)
 
     def _members(self, snap: Snapshot, view: BuildView, op: Op) -> list[BuildView]:
         """The builds `op` acts on: the whole batch for batch ops, all or nothing."""

@@ -21,7 +21,8 @@ from backends.base import (BackendError, BadInput, Change, CommitInfo, Person, R
 from backends.gittree import GitSnapshot, write_tree
 
 STATE_REF = "refs/sluice/state"
-_RETRYABLE = ("does not match", "failed to lock", "already exists")
+# libgit2's words for "another writer moved or holds the ref": retry.
+_RETRYABLE = ("does not match", "failed to lock", "already exists", "File exists")
 
 
 def person(sig: pygit2.Signature) -> Person:

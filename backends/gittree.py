@@ -69,6 +69,11 @@ class GitSnapshot:
         obj = self.tree if path in ("", ".") else self._get(path)
         return [entry.name for entry in obj] if isinstance(obj, pygit2.Tree) else []
 
+    def entries(self, path: str) -> list[tuple[str, str]]:
+        """(name, object id) of each entry in the directory at `path`."""
+        obj = self.tree if path in ("", ".") else self._get(path)
+        return [(entry.name, str(entry.id)) for entry in obj] if isinstance(obj, pygit2.Tree) else []
+
     def object_id(self, path: str) -> str | None:
         """The id of the blob or tree at `path`, for caches keyed by content."""
         obj = self.tree if path in ("", ".") else self._get(path)
