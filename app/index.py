@@ -25,6 +25,7 @@ _COLUMNS = ("id", "package", "nvr", "owner", "target", "state", "batch", "scratc
             "created", "updated", "summary")
 _TABLES = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS problems (id TEXT PRIMARY KEY, message TEXT);
 CREATE TABLE IF NOT EXISTS builds ({', '.join(c + (' TEXT PRIMARY KEY' if c == 'id' else '') for c in _COLUMNS)});
 CREATE INDEX IF NOT EXISTS builds_created ON builds (created DESC, id DESC);
 CREATE INDEX IF NOT EXISTS builds_state ON builds (state);
@@ -68,7 +69,6 @@ class Index:
     def __init__(self, store: StateStore, path: str | None = None) -> None:
         self.store = store
         self.path = path or os.path.join(store.index_dir(), "index.sqlite")
-        self.problems: list[str] = []
         self._db: sqlite3.Connection | None = None
 
     # ------------------------------------------------------------ upkeep
@@ -82,7 +82,7 @@ class Index:
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_TABLES)
             if self._meta(db, "schema") != SCHEMA:
-                db.executescript("DROP TABLE IF EXISTS builds; DELETE FROM meta;" + _TABLES)
+                db.executescript("DROP TABLE IF EXISTS builds; DELETE FROM meta; DELETE FROM problems;" + _TABLES)
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA,))
             self._db = db
         return self._db
@@ -100,8 +100,10 @@ class Index:
         commit it now reflects."""
         target = snap.commit if snap is not None else self.store.head()
         current = self.indexed()
-        if current == target or (current and target and self.store.is_ancestor(target, current)):
+        if current == target:
             return current
+        if snap is not None and current and target and self.store.is_ancestor(target, current):
+            return current  # a writer's snapshot from before our last refresh: newer is fine
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -111,6 +113,7 @@ class Index:
                 changed = self.store.changed_paths(current, target) if current and target else None
                 if changed is None:
                     db.execute("DELETE FROM builds")
+                    db.execute("DELETE FROM problems")
                     self._store(snap, builds.build_ids(snap))
                 else:
                     self._store(snap, {p.split("/")[2] for p in changed
@@ -128,7 +131,9 @@ class Index:
             try:
                 rows.append(_row(builds.load_build(snap, build_id)))
             except BadInput as exc:
-                self.problems.append(f"build {build_id[:7]} cannot be read: {exc}")
+                self.db.execute("INSERT OR REPLACE INTO problems VALUES (?, ?)",
+                                (build_id, f"build {build_id[:7]} cannot be read: {exc}"))
+                continue
             if len(rows) >= 2000:
                 self._upsert(rows)
                 rows = []
@@ -137,6 +142,12 @@ class Index:
     def _upsert(self, rows: list[tuple]) -> None:
         marks = ",".join("?" * len(_COLUMNS))
         self.db.executemany(f"INSERT OR REPLACE INTO builds VALUES ({marks})", rows)
+        self.db.executemany("DELETE FROM problems WHERE id = ?", [(row[0],) for row in rows])
+
+    @property
+    def problems(self) -> list[str]:
+        """Builds whose files cannot be read (kept until they can)."""
+        return [row[0] for row in self.db.execute("SELECT message FROM problems ORDER BY id")]
 
     # ------------------------------------------------------------ queries
 

@@ -1,0 +1,94 @@
+"""The disposable SQLite index: catch-up by tree diff, rebuilds, and that it
+always gives the answer folding the tree would."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from app import builds
+from app.actions import Action
+from app.index import Filters, Index
+from app.model import Op
+from backends.base import Change
+from tests.conftest import ALICE, BOB
+
+
+def folded(clone) -> list[dict]:
+    """The truth, straight from the tree, newest first."""
+    snap = clone.store.snapshot()
+    views = [builds.load_build(snap, i).summary() for i in builds.build_ids(snap)]
+    return sorted(views, key=lambda s: (s["created"], s["id"]), reverse=True)
+
+
+def test_catch_up_refolds_only_changed_builds(clone, make_srpm, monkeypatch):
+    a = clone.submit(make_srpm("a"), who=BOB)
+    b = clone.submit(make_srpm("b"), who=BOB)
+    index = Index(clone.store)
+    index.refresh()
+    assert json.loads(index.summaries_json()) == folded(clone)
+    clone.queue(BOB).perform(Action(Op.CANCEL, a))
+    loaded = []
+    original = builds.load_build
+    monkeypatch.setattr(builds, "load_build", lambda snap, i: loaded.append(i) or original(snap, i))
+    index.refresh()
+    assert loaded == [a]
+    assert index.indexed() == clone.store.head()
+    assert json.loads(index.summaries_json()) == folded(clone)
+    assert [r["id"] for r in index.rows(Filters(states=("cancelled",)))] == [a]
+    assert b in index.batch("none") or index.batch("none") == []
+
+
+def test_a_replaced_history_is_rebuilt_not_patched(clone, make_srpm):
+    clone.submit(make_srpm("kept"), who=BOB)
+    index = Index(clone.store)
+    index.refresh()
+    old = clone.store.head()
+    clone.submit(make_srpm("dropped"), who=BOB)
+    index.refresh()
+    assert index.count() == 2
+    clone.store.repo.references["refs/sluice/state"].set_target(old)  # history rewound
+    index.refresh()
+    assert index.count() == 1 and json.loads(index.summaries_json()) == folded(clone)
+
+
+def test_deleting_or_changing_the_schema_rebuilds_the_same_answer(clone, make_srpm):
+    clone.submit(make_srpm("x"), who=BOB)
+    index = Index(clone.store)
+    index.refresh()
+    before = index.summaries_json()
+    index.close()
+    db = sqlite3.connect(index.path)
+    db.execute("UPDATE meta SET value = 'old' WHERE key = 'schema'")
+    db.commit()
+    db.close()
+    again = Index(clone.store)
+    again.refresh()
+    assert again.summaries_json() == before
+    again.close()
+    import os
+    os.remove(index.path)
+    fresh = Index(clone.store)
+    fresh.refresh()
+    assert fresh.summaries_json() == before
+
+
+def test_a_newer_index_is_not_rewound_by_an_older_snapshot(clone, make_srpm):
+    clone.submit(make_srpm("one"), who=BOB)
+    older = clone.store.snapshot()
+    clone.submit(make_srpm("two"), who=BOB)
+    index = Index(clone.store)
+    index.refresh()
+    assert index.refresh(older) == clone.store.head()  # stays at the newer commit
+    assert index.count() == 2
+
+
+def test_an_unreadable_build_is_reported_not_fatal(clone, make_srpm, sluice):
+    good = clone.submit(make_srpm("good"), who=BOB)
+    bad = "ee" + "0" * 38
+    clone.store.update(lambda snap: Change({builds.record_path(bad): b"{not json"}, "broken\n", ALICE))
+    index = Index(clone.store)
+    index.refresh()
+    assert [r["id"] for r in index.rows()] == [good]
+    assert any(bad[:7] in p for p in index.problems)
+    result = sluice("--json", "list", repo_path=str(clone.path))
+    assert result.code == 0 and "warning" in result.err and len(result.json) == 1
