@@ -93,7 +93,7 @@ class Submitter:
         if view.state not in ALIVE:
             raise StateConflict(f"--after {view.record.nvr} ({view.record.short}): it is {view.state} "
                                 "and will never reach the buildroot",
-                                f"resubmit it first, or drop --after")
+                                "resubmit it first, or drop --after")
         return view.id
 
     def _not_built_yet(self, snap: Snapshot, target: str, package: SourcePackage) -> None:

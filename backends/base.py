@@ -10,7 +10,7 @@ tree is drawn once, in `app/errors.py`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
 
@@ -216,24 +216,3 @@ class SourcePackage:
 
 class PackageReader(Protocol):
     def read_source(self, path: str) -> SourcePackage: ...
-
-
-@dataclass
-class MemoryArtifactStore:
-    """Test double for `ArtifactStore`: keeps contents in a dict."""
-
-    blobs: dict[str, bytes] = field(default_factory=dict)
-
-    def put(self, path: str) -> Stored:
-        import hashlib
-        with open(path, "rb") as f:
-            data = f.read()
-        digest = hashlib.sha256(data).hexdigest()
-        self.blobs[digest] = data
-        return Stored(digest, len(data))
-
-    def path(self, sha256: str) -> str:
-        raise KeyError(sha256)
-
-    def has(self, sha256: str) -> bool:
-        return sha256 in self.blobs

@@ -14,7 +14,6 @@ event, and writes the union of both trees as a merge commit.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 from typing import Iterable, Iterator
 

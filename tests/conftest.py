@@ -27,6 +27,7 @@ BOB = Person("Bob Packager", "bob@example.org")
 CAROL = Person("Carol Tester", "carol@example.org")
 MALLORY = Person("Mallory", "mallory@example.org")
 ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["tests.sshd"]  # the ssh_host fixture: a real sshd per test host
 
 
 @pytest.fixture(autouse=True)
@@ -212,6 +213,18 @@ def tree_files(store: GitStateStore) -> dict[str, bytes]:
                 found[path] = obj.data
     walk(store.repo[head].tree, "")
     return found
+
+
+def syncer(clone: Clone, who: Person = ALICE):
+    from app.sync import Syncer
+    from backends.gitsync import GitCliTransport, GitMerger
+    return Syncer(clone.store, GitCliTransport(clone.store.repo), GitMerger(clone.store), who)
+
+
+def forge(store: GitStateStore, files: dict[str, bytes], author: Person, title: str = "forged") -> str:
+    """Write a commit no honest sluice would, straight onto the ref."""
+    from backends.base import Change
+    return store.update(lambda snap: Change(files, title + "\n", author)).commit
 
 
 def dedent(text: str) -> str:

@@ -6,7 +6,6 @@ import os
 
 import pytest
 
-from app.model import State
 from backends.gitstore import GitStateStore
 from tests.conftest import ALICE, BOB, CAROL, MALLORY, Clone, tree_files
 

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import subprocess
 
-import pygit2
 import pytest
 
 from app import audit
 from app.errors import StateConflict
 from app.model import Op, State
 from app.actions import Action
-from backends.base import BackendError, BadInput, Change, Person
+from backends.base import BackendError, BadInput
 from backends.gitstore import STATE_REF, GitStateStore
 from tests.conftest import ALICE, BOB
 

@@ -9,18 +9,12 @@ import pytest
 from app import builds
 from app.actions import Action
 from app.errors import HistoryRefused, StateConflict
-from app.lifecycle import fold
 from app.model import Op, State
 from app.queue import make_event
 from app.sync import Syncer
-from backends.base import BackendError, Change, Person
-from backends.gitstore import GitStateStore
+from backends.base import BackendError
 from backends.gitsync import GitCliTransport, GitMerger
-from tests.conftest import ALICE, BOB, MALLORY, tree_files
-
-
-def syncer(clone, who=ALICE) -> Syncer:
-    return Syncer(clone.store, GitCliTransport(clone.store.repo), GitMerger(clone.store), who)
+from tests.conftest import ALICE, BOB, MALLORY, forge, syncer, tree_files
 
 
 @pytest.fixture
@@ -33,11 +27,6 @@ def hub(make_clone):
     for clone in (alice, bob):
         syncer(clone).sync(str(hub.path))
     return hub, alice, bob
-
-
-def forge(store: GitStateStore, files: dict[str, bytes], author: Person, title: str = "forged") -> str:
-    """Write a commit no honest sluice would, straight onto the ref."""
-    return store.update(lambda snap: Change(files, title + "\n", author)).commit
 
 
 def test_joining_a_queue_adopts_its_history(hub):

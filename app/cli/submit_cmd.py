@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from app.cli import render
 from app.cli.context import Context
 from app.submit import Submission
 from backends.factory import machine_arch
