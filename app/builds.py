@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from typing import Iterator
 
 from app.errors import AmbiguousId, ConfigError, NotFound, UsageError
@@ -18,6 +19,8 @@ from backends.base import Snapshot
 BUILDS = "builds"
 _PREFIX = re.compile(r"[0-9a-f]{4,40}")
 _EVENT_CACHE = 500_000
+_VIEW_CACHE = 4096
+_views: OrderedDict[str, BuildView] = OrderedDict()
 _events: dict[str, StoredEvent] = {}
 _policies: dict[str, Policy] = {}
 _targets: dict[tuple[str, str], Target] = {}
@@ -60,10 +63,21 @@ def load_events(snap: Snapshot, build_id: str) -> list[StoredEvent]:
 
 
 def load_build(snap: Snapshot, build_id: str) -> BuildView:
+    """The build as its events fold, remembered by its directory's tree id
+    (any change to the build's files changes that id)."""
+    key = snap.object_id(build_dir(build_id))
+    view = _views.get(key) if key else None
+    if view is not None:
+        _views.move_to_end(key)
+        return view
     record = load_record(snap, build_id)
     if record is None:
         raise NotFound(f"no build {build_id[:7]}", "see the builds with `sluice list`")
-    return fold(record, load_events(snap, build_id))
+    view = fold(record, load_events(snap, build_id))
+    _views[key] = view
+    if len(_views) > _VIEW_CACHE:
+        _views.popitem(last=False)
+    return view
 
 
 def build_ids(snap: Snapshot) -> Iterator[str]:
