@@ -181,7 +181,9 @@ def test_identity_from_git_config(sluice, monkeypatch, isolated):
     assert sluice("--json", "policy", "show").json["grants"][0]["email"] == "dora@example.org"
     (isolated / ".gitconfig").write_text("")
     result = sluice("policy", "grant", "owner", "x@example.org")
-    assert result.code == 2 and "SLUICE_USER" in result.err
+    assert result.code == 3 and "acting as" in result.err and "SLUICE_USER" in result.err
+    (isolated / ".gitconfig").write_text("[user]\n\temail = not-an-address\n")
+    assert sluice("policy", "show").code == 2
 
 
 # ------------------------------------------------------------------ bad input

@@ -49,7 +49,7 @@ class Context:
     @cached_property
     def actor(self) -> Person:
         repo = self.paths.repo if os.path.exists(self.paths.repo) else None
-        return identity.current(lambda key: git_config(key, repo))
+        return identity.current(lambda key: git_config(key, repo), self.note)
 
     @cached_property
     def index(self) -> Index:
