@@ -174,6 +174,10 @@ class Index:
     def count(self) -> int:
         return self.db.execute("SELECT count(*) FROM builds").fetchone()[0]
 
+    def states(self) -> dict[str, int]:
+        """How many builds are in each state, most first."""
+        return dict(self.db.execute("SELECT state, count(*) AS n FROM builds GROUP BY state ORDER BY n DESC"))
+
     def close(self) -> None:
         if self._db is not None:
             self._db.close()

@@ -318,3 +318,12 @@ def test_commands_on_a_repo_without_a_queue(sluice, tmp_path):
     assert result.code == 2 and "sluice --repo" in result.err and "init" in result.err
     result = sluice("list", repo_path=str(tmp_path / "missing.git"))
     assert result.code == 2 and "sluice init" in result.err
+
+
+def test_no_command_summarises_the_queue(queue, make_srpm):
+    first = submit(queue, make_srpm("one"))["id"]
+    submit(queue, make_srpm("two"))
+    assert queue("--yes", "cancel", first, user=BOB).code == 0
+    summary = queue("--json").json
+    assert summary["builds"] == 2 and summary["states"] == {"queued": 1, "cancelled": 1}
+    assert "1 queued, 1 cancelled" in queue().out or "1 cancelled, 1 queued" in queue().out

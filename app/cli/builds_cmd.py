@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
-
 from app.cli import render
 from app.cli.context import Context
 from app.errors import UsageError
@@ -60,13 +58,11 @@ def show(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def overview(ctx: Context, args: argparse.Namespace) -> int:
-    index = ctx.refresh_index()
-    counts = Counter(r["state"] for r in index.rows())
-    summary = {"repo": ctx.paths.repo, "builds": sum(counts.values()), "states": dict(counts)}
+    counts = ctx.refresh_index().states()
     if ctx.json:
-        ctx.emit(summary)
+        ctx.emit({"repo": ctx.paths.repo, "builds": sum(counts.values()), "states": counts})
         return 0
-    listed = ", ".join(f"{n} {state}" for state, n in counts.most_common()) or "no builds yet"
+    listed = ", ".join(f"{n} {state}" for state, n in counts.items()) or "no builds yet"
     ctx.out(f"sluice queue {ctx.paths.repo}: {listed}")
     ctx.out("submit with `sluice submit SRPM`, see builds with `sluice list`, all commands: `sluice --help`")
     return 0
