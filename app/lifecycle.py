@@ -135,6 +135,20 @@ def fold(record: BuildRecord, events: Iterable[StoredEvent]) -> BuildView:
                      outcomes if len(outcomes) > 1 else (), tuple(h.id for h in heads), tasks, before_hold)
 
 
+def extend(view: BuildView | None, record: BuildRecord, stored: StoredEvent) -> BuildView:
+    """`fold` of the view's events plus `stored`. When `stored` comes after
+    every event and names every head in `prev` (the usual write: its author
+    saw the whole build), the result follows from `view` alone, without
+    sorting and walking the build's history again."""
+    if view is None or view.contested or not view.events or stored.key <= view.events[-1].key \
+            or not set(view.heads) <= set(stored.event.prev):
+        return fold(record, (view.events if view else ()) + (stored,))
+    event = stored.event
+    tasks = {**view.tasks, **{arch: State(s) for arch, s in event.tasks.items()}}
+    before_hold = event.src if event.op is Op.HOLD else view.before_hold
+    return BuildView(record, view.events + (stored,), event.dst, False, (), (stored.id,), tasks, before_hold)
+
+
 def _closure(head: StoredEvent, by_id: Mapping[str, StoredEvent]) -> set[str]:
     found, stack = set(), [head.id]
     while stack:

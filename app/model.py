@@ -236,11 +236,14 @@ def _typed(doc: Mapping[str, Any], key: str, kind: type) -> Any:
     return value
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
+
+
 def _text(doc: Mapping[str, Any], key: str, limit: int, required: bool = True) -> str:
     value = doc.get(key, None if required else "")
     if not isinstance(value, str) or len(value) > limit or (required and not value):
         raise ValueError(f"{key} must be a string of 1..{limit} characters")
-    if any(ord(c) < 32 and c not in "\n\t" for c in value):
+    if _CONTROL.search(value):
         raise ValueError(f"{key} holds control characters")
     return value
 

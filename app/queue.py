@@ -14,7 +14,7 @@ from app import audit, builds, lifecycle
 from app.actions import Action
 from app.errors import StateConflict
 from app.index import Index
-from app.lifecycle import RULES, BuildView, fold
+from app.lifecycle import RULES, BuildView, extend
 from app.model import Event, Op, State, StoredEvent, timestamp
 from backends.base import Change, Person, Snapshot, StateStore
 
@@ -81,7 +81,7 @@ class Queue:
                 files[builds.event_path(member.id, event_id)] = body
                 events.append(event)
                 # the commit adds exactly this event, so this is how the build folds after it
-                after.append(fold(member.record, member.events + (StoredEvent(event_id, event),)))
+                after.append(extend(member, member.record, StoredEvent(event_id, event)))
             return Change(files, audit.build_message(members, events), self.actor)
 
         self.store.update(plan)

@@ -17,7 +17,7 @@ from typing import Iterable
 
 from app import audit, builds, lifecycle
 from app.errors import BackendError, BadInput, HistoryRefused, NotFound, SluiceError, StateConflict
-from app.lifecycle import BuildView, fold
+from app.lifecycle import BuildView, extend
 from app.model import EVENT_ID, NAME, decode_event, decode_record
 from app.policy import POLICY_PATH, Policy
 from app.targets import Target
@@ -176,7 +176,7 @@ class Syncer:
                     raise BadInput(f"event {stored.id} claims actor {stored.event.actor}, "
                                    f"but the commit's author is {author}")
                 lifecycle.check(view, record, stored.event, replay.current_policy())
-                views[build_id] = fold(record, (view.events if view else ()) + (stored,))
+                views[build_id] = extend(view, record, stored)
             except SluiceError as exc:
                 problems.append(exc.message)
         for build_id, record in records.items():

@@ -7,9 +7,9 @@ import random
 import pytest
 
 from app import lifecycle
-from app.errors import Contested, NotPermitted, StateConflict, UsageError
-from app.lifecycle import fold
-from app.model import BuildRecord, Event, Op, State, StoredEvent
+from app.errors import BadInput, Contested, NotPermitted, StateConflict, UsageError
+from app.lifecycle import extend, fold
+from app.model import BuildRecord, Event, Op, State, StoredEvent, decode_event
 from app.policy import Policy
 from app.queue import make_event
 
@@ -207,3 +207,27 @@ def test_forged_bookkeeping_is_refused():
                    Event(**{**honest.__dict__, "dst": State.STABLE})):
         with pytest.raises(StateConflict):
             lifecycle.check(view, RECORD, forged, POLICY)
+
+
+@pytest.mark.parametrize("reason, ok", [("line one\nline two\tindented", True), ("bell\x07", False),
+                                         ("escape \x1b[31mred", False), ("nul\x00", False)])
+def test_stored_events_refuse_control_characters_but_newlines_and_tabs(reason, ok):
+    view = fold(RECORD, built_history())
+    event = make_event(view, Op.HOLD, "bob@example.org", "aaaa1111", reason=reason)
+    event_id, body = event.encode()
+    if ok:
+        assert decode_event(event_id, body).event.reason == reason
+    else:
+        with pytest.raises(BadInput, match="control characters"):
+            decode_event(event_id, body)
+
+
+def test_extend_equals_fold_through_hold_and_unhold():
+    events = built_history()
+    for op, actor in ((Op.HOLD, "bob@example.org"), (Op.UNHOLD, "bob@example.org"),
+                      (Op.APPROVE, "bob@example.org"), (Op.HOLD, "bob@example.org")):
+        view = fold(RECORD, events)
+        following = step(events, op, actor, reason="x" if op is Op.HOLD else "")
+        assert extend(view, RECORD, following) == fold(RECORD, events + [following])
+        events.append(following)
+    assert fold(RECORD, events).before_hold is State.NEEDSIGN

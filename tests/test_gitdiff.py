@@ -5,13 +5,16 @@ incoming commit's changes from, including paths crafted to look like
 the log's own records."""
 from __future__ import annotations
 
+import subprocess
+
 import pygit2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backends.gitstore import GitStateStore
-from backends.gitsync import GitMerger, parse_raw_log
+from backends.gitcli import RawLogReader, git_command, parse_raw_log
+from backends.gitsync import GitMerger
 from backends.gittree import diff_trees
 
 BLOB = int(pygit2.enums.FileMode.BLOB)
@@ -121,3 +124,19 @@ def test_crafted_paths_cannot_pass_for_records_or_commits(repo):
 def test_parse_raw_log_refuses_what_it_cannot_read():
     with pytest.raises(Exception, match="cannot read"):
         parse_raw_log(b"\x01" + b"a" * 40 + b"\0garbage\0path\0")
+
+
+def test_the_log_reads_the_same_in_any_chunks(repo):
+    """The walk reads git's output as it streams; where the chunks end must not matter."""
+    names = ["\x01" + "cd" * 20, ":000000 100644 x A", "plain.json"]
+    first = _commit(repo, _tree(repo, {f"d/{n}": (b"1", BLOB) for n in names}), [], 200)
+    second = _commit(repo, _tree(repo, {f"d/{n}": (b"2", EXEC) for n in names}), [first], 201)
+    out = subprocess.run(git_command(repo, "log", "--raw", "-r", "-z", "--no-renames", "--no-abbrev", "--root",
+                                     "--reverse", "--format=%x01%H", str(second)),
+                         capture_output=True, check=True).stdout
+    whole = parse_raw_log(out)
+    assert [c for c, _ in whole] == [str(first), str(second)]
+    for size in (1, 7, 41, 64):
+        reader = RawLogReader()
+        pieces = [out[i:i + size] for i in range(0, len(out), size)]
+        assert [done for piece in pieces for done in reader.feed(piece)] + reader.close() == whole

@@ -14,7 +14,7 @@ from app import builds
 from app.actions import Action
 from app.errors import SluiceError
 from app.index import Index
-from app.lifecycle import fold
+from app.lifecycle import extend, fold
 from app.model import Op, State, StoredEvent
 from app.queue import Queue, make_event
 from app.sync import Syncer
@@ -124,7 +124,7 @@ def test_merging_is_the_same_whichever_side_merges(make_srpm, tmp_path):
 def test_fold_depends_only_on_the_set_of_events(data):
     """Two replicas write random valid events with random visibility of each
     other; every read order folds to the same state, and contested exactly when
-    the heads disagree."""
+    the heads disagree. Extending a view by one event equals folding again."""
     events = [submit_event()]
     seen = {"aaaa1111": [events[0]], "bbbb2222": [events[0]]}
     for _ in range(data.draw(st.integers(1, 10))):
@@ -144,6 +144,7 @@ def test_fold_depends_only_on_the_set_of_events(data):
         except SluiceError:
             continue
         stored = StoredEvent(event.encode()[0], event)
+        assert extend(view, RECORD, stored) == fold(RECORD, seen[replica] + [stored])
         events.append(stored)
         seen[replica].append(stored)
     expected = fold(RECORD, events)
