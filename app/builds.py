@@ -18,7 +18,7 @@ from backends.base import Snapshot
 
 BUILDS = "builds"
 _PREFIX = re.compile(r"[0-9a-f]{4,40}")
-_EVENT_CACHE = 500_000
+_EVENT_CACHE = 50_000  # decoded events kept: ~150 MB at most
 _VIEW_CACHE = 4096
 _views: OrderedDict[str, BuildView] = OrderedDict()
 _events: dict[str, StoredEvent] = {}

@@ -20,14 +20,14 @@ from app.lifecycle import BuildView
 from app.model import canonical
 from backends.base import Snapshot, StateStore
 
-SCHEMA = "2"
+SCHEMA = "3"
 _COLUMNS = ("id", "package", "nvr", "owner", "target", "state", "batch", "scratch", "contested",
             "created", "updated", "summary")
 _TABLES = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS problems (id TEXT PRIMARY KEY, message TEXT);
-CREATE TABLE IF NOT EXISTS builds ({', '.join(c + (' TEXT PRIMARY KEY' if c == 'id' else '') for c in _COLUMNS)});
-CREATE INDEX IF NOT EXISTS builds_created ON builds (created DESC, id DESC);
+CREATE TABLE IF NOT EXISTS builds ({', '.join(_COLUMNS)}, PRIMARY KEY (created, id)) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS builds_id ON builds (id);
 CREATE INDEX IF NOT EXISTS builds_state ON builds (state);
 CREATE INDEX IF NOT EXISTS builds_owner ON builds (owner);
 CREATE INDEX IF NOT EXISTS builds_package ON builds (package);
@@ -151,11 +151,14 @@ class Index:
 
     # ------------------------------------------------------------ queries
 
-    def summaries_json(self, filters: Filters = Filters()) -> str:
-        """The `list --json` document, assembled from pre-rendered rows."""
+    def summaries_json(self, filters: Filters = Filters()) -> bytes:
+        """The `list --json` document (UTF-8), joined from pre-rendered rows.
+        The table is stored in listing order (its key is (created, id)), so the
+        newest-first listing is one sequential scan; summaries are stored as
+        UTF-8 bytes and never decoded: 100k builds are 31 MB of JSON."""
         where, args = filters.sql()
         rows = self.db.execute(f"SELECT summary FROM builds{where}", args).fetchall()
-        return "[" + ",".join(row[0] for row in rows) + "]"
+        return b"[" + b",".join(row[0] for row in rows) + b"]"
 
     def rows(self, filters: Filters = Filters()) -> list[dict]:
         where, args = filters.sql()
@@ -188,4 +191,4 @@ def _row(view: BuildView) -> tuple:
     r = view.record
     summary = view.summary()
     return (r.id, r.package, r.nvr, r.owner, r.target, str(view.state), r.batch, int(r.scratch),
-            int(view.contested), r.created, summary["updated"], canonical(summary).decode().rstrip("\n"))
+            int(view.contested), r.created, summary["updated"], canonical(summary).rstrip(b"\n"))

@@ -98,9 +98,14 @@ class Context:
         print(line)
 
     def emit(self, doc: Any) -> None:
-        """Print one JSON document (a pre-rendered string passes through)."""
-        text = doc if isinstance(doc, str) else json.dumps(doc, indent=2, ensure_ascii=False)
-        sys.stdout.write(text + "\n")
+        """Print one JSON document (pre-rendered UTF-8 bytes pass through as they are)."""
+        if isinstance(doc, bytes):
+            sys.stdout.flush()
+            sys.stdout.buffer.write(doc)
+            sys.stdout.buffer.write(b"\n")
+            sys.stdout.buffer.flush()
+            return
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
     def note(self, line: str) -> None:
         print(f"sluice: {line}", file=sys.stderr)
