@@ -44,22 +44,27 @@ def load_record(snap: Snapshot, build_id: str) -> BuildRecord | None:
 
 
 def load_events(snap: Snapshot, build_id: str) -> list[StoredEvent]:
-    """The build's events. Events never change, so each is decoded once per
-    process and remembered by its blob id."""
+    """The build's events."""
     folder = f"{build_dir(build_id)}/events"
-    found = []
-    for name, blob in snap.entries(folder):
-        stored = _events.get(blob)
-        if stored is None or stored.id != name[:-5]:
-            data = snap.read(f"{folder}/{name}")
-            if data is None or not name.endswith(".json"):
-                continue
-            stored = decode_event(name[:-5], data)
-            if len(_events) > _EVENT_CACHE:
-                _events.clear()
-            _events[blob] = stored
-        found.append(stored)
-    return found
+    found = (load_event(snap, build_id, name, blob) for name, blob in snap.entries(folder))
+    return [stored for stored in found if stored is not None]
+
+
+def load_event(snap: Snapshot, build_id: str, name: str, blob: str) -> StoredEvent | None:
+    """One event file (`name` in the build's events/, stored as `blob`), or
+    None if it is no event file. Events never change, so each is decoded once
+    per process and remembered by its blob id."""
+    stored = _events.get(blob)
+    if stored is not None and stored.id == name[:-5]:
+        return stored
+    data = snap.read(f"{build_dir(build_id)}/events/{name}")
+    if data is None or not name.endswith(".json"):
+        return None
+    stored = decode_event(name[:-5], data)
+    if len(_events) > _EVENT_CACHE:
+        _events.clear()
+    _events[blob] = stored
+    return stored
 
 
 def load_build(snap: Snapshot, build_id: str) -> BuildView:

@@ -9,6 +9,7 @@ Listing reads only this cache, never git history.
 """
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -16,13 +17,13 @@ from typing import Iterable, Sequence
 
 from app import builds
 from app.errors import BadInput
-from app.lifecycle import BuildView
-from app.model import canonical
-from backends.base import Snapshot, StateStore
+from app.lifecycle import BuildView, extend, follows, resume
+from app.model import State, canonical
+from backends.base import FileChange, Snapshot, StateStore
 
-SCHEMA = "3"
+SCHEMA = "4"
 _COLUMNS = ("id", "package", "nvr", "owner", "target", "state", "batch", "scratch", "contested",
-            "created", "updated", "summary")
+            "created", "updated", "summary", "fold")
 _TABLES = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS problems (id TEXT PRIMARY KEY, message TEXT);
@@ -110,20 +111,69 @@ class Index:
             current = self.indexed()
             if current != target:
                 snap = snap if snap is not None else self.store.snapshot(target)
-                changed = self.store.changed_paths(current, target) if current and target else None
-                if changed is None:
+                changes = self.store.changes(current, target) if current and target else None
+                if changes is None:
                     db.execute("DELETE FROM builds")
                     db.execute("DELETE FROM problems")
                     self._store(snap, builds.build_ids(snap))
                 else:
-                    self._store(snap, {p.split("/")[2] for p in changed
-                                       if p.startswith("builds/") and p.count("/") >= 3})
+                    self._catch_up(snap, changes)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('commit', ?)", (target,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         return target
+
+    def _catch_up(self, snap: Snapshot, changes: Iterable[FileChange]) -> None:
+        """Refold the builds whose files changed. A build whose only changes
+        are new events that follow its indexed fold (the usual case) is
+        extended from the fold state kept in its row, decoding only the new
+        event files; any other build is read and folded whole."""
+        added: dict[str, list[tuple[str, str]]] = {}
+        whole: set[str] = set()
+        for change in changes:
+            parts = change.path.split("/")
+            if len(parts) < 4 or parts[0] != builds.BUILDS:
+                continue
+            if len(parts) == 5 and parts[3] == "events" and change.old is None and change.new is not None:
+                added.setdefault(parts[2], []).append((parts[4], change.new))
+            else:
+                whole.add(parts[2])
+        rows = []
+        for build_id, files in added.items():
+            view = None if build_id in whole else self._extended(snap, build_id, files)
+            if view is None:
+                whole.add(build_id)
+            else:
+                rows.append(_row(view))
+        self._upsert(rows)
+        self._store(snap, whole)
+
+    def _extended(self, snap: Snapshot, build_id: str, files: list[tuple[str, str]]) -> BuildView | None:
+        """The build's indexed fold extended by the new event `files`, or None
+        when that cannot be done exactly (the caller then folds it whole)."""
+        row = self.db.execute("SELECT summary, fold FROM builds WHERE id = ?", (build_id,)).fetchone()
+        if row is None:
+            return None
+        summary, kept = json.loads(row[0]), json.loads(row[1])
+        if summary["contested"] or kept["last"] is None:
+            return None
+        try:
+            record = builds.load_record(snap, build_id)
+            events = [builds.load_event(snap, build_id, name, blob) for name, blob in files]
+        except BadInput:
+            return None
+        if record is None or None in events:
+            return None
+        view = resume(record, State(summary["state"]), tuple(kept["heads"]),
+                      {arch: State(state) for arch, state in summary["arches"].items()},
+                      State(kept["hold"]) if kept["hold"] else None, summary["updated"], tuple(kept["last"]))
+        for stored in sorted(events, key=lambda e: e.key):
+            if not follows(view, stored):
+                return None
+            view = extend(view, record, stored)
+        return view
 
     def _store(self, snap: Snapshot, ids: Iterable[str]) -> None:
         rows = []
@@ -190,5 +240,8 @@ class Index:
 def _row(view: BuildView) -> tuple:
     r = view.record
     summary = view.summary()
+    kept = {"heads": list(view.heads), "last": list(view.last) if view.last else None,
+            "hold": str(view.before_hold) if view.before_hold else None}
     return (r.id, r.package, r.nvr, r.owner, r.target, str(view.state), r.batch, int(r.scratch),
-            int(view.contested), r.created, summary["updated"], canonical(summary).rstrip(b"\n"))
+            int(view.contested), r.created, summary["updated"], canonical(summary).rstrip(b"\n"),
+            json.dumps(kept))

@@ -76,6 +76,8 @@ class BuildView:
     heads: tuple[str, ...]
     tasks: Mapping[str, State]
     before_hold: State | None
+    updated: str  # the newest event's time (the record's when there is none)
+    last: tuple[int, str, str] | None  # the fold key of the last event
 
     @property
     def id(self) -> str:
@@ -83,11 +85,7 @@ class BuildView:
 
     @property
     def lamport(self) -> int:
-        return self.events[-1].key[0] if self.events else 0
-
-    @property
-    def updated(self) -> str:
-        return max((e.event.at for e in self.events), default=self.record.created)
+        return self.last[0] if self.last else 0
 
     def summary(self) -> dict:
         r = self.record
@@ -115,7 +113,8 @@ def fold(record: BuildRecord, events: Iterable[StoredEvent]) -> BuildView:
     seen = {p for e in order for p in e.event.prev if p in by_id}
     heads = [e for e in order if e.id not in seen]
     if not heads:
-        return BuildView(record, (), S.QUEUED, False, (), (), {a: S.QUEUED for a in record.arches}, None)
+        return BuildView(record, (), S.QUEUED, False, (), (), {a: S.QUEUED for a in record.arches}, None,
+                         record.created, None)
     outcomes = tuple(dict.fromkeys(h.event.dst for h in heads))
     if len(outcomes) == 1:
         winner, branch = heads[-1], order
@@ -132,21 +131,35 @@ def fold(record: BuildRecord, events: Iterable[StoredEvent]) -> BuildView:
         if stored.event.op is Op.HOLD:
             before_hold = stored.event.src
     return BuildView(record, tuple(order), winner.event.dst, len(outcomes) > 1,
-                     outcomes if len(outcomes) > 1 else (), tuple(h.id for h in heads), tasks, before_hold)
+                     outcomes if len(outcomes) > 1 else (), tuple(h.id for h in heads), tasks, before_hold,
+                     max((e.event.at for e in order), default=record.created), order[-1].key)
+
+
+def follows(view: BuildView | None, stored: StoredEvent) -> bool:
+    """Whether `stored` comes after every event of an uncontested `view` and
+    names every head in `prev`: the usual write, whose author saw the whole
+    build. Then the fold with it follows from `view` alone."""
+    return view is not None and not view.contested and view.last is not None and stored.key > view.last \
+        and set(view.heads) <= set(stored.event.prev)
 
 
 def extend(view: BuildView | None, record: BuildRecord, stored: StoredEvent) -> BuildView:
-    """`fold` of the view's events plus `stored`. When `stored` comes after
-    every event and names every head in `prev` (the usual write: its author
-    saw the whole build), the result follows from `view` alone, without
-    sorting and walking the build's history again."""
-    if view is None or view.contested or not view.events or stored.key <= view.events[-1].key \
-            or not set(view.heads) <= set(stored.event.prev):
+    """`fold` of the view's events plus `stored`, in O(1) when `stored` follows."""
+    if not follows(view, stored):
         return fold(record, (view.events if view else ()) + (stored,))
     event = stored.event
     tasks = {**view.tasks, **{arch: State(s) for arch, s in event.tasks.items()}}
     before_hold = event.src if event.op is Op.HOLD else view.before_hold
-    return BuildView(record, view.events + (stored,), event.dst, False, (), (stored.id,), tasks, before_hold)
+    return BuildView(record, view.events + (stored,), event.dst, False, (), (stored.id,), tasks, before_hold,
+                     max(view.updated, event.at), stored.key)
+
+
+def resume(record: BuildRecord, state: State, heads: tuple[str, ...], tasks: Mapping[str, State],
+           before_hold: State | None, updated: str, last: tuple[int, str, str]) -> BuildView:
+    """An uncontested view rebuilt from what the index kept of it, without its
+    events: only for extending with events that follow it (see `follows`) and
+    for its summary. `events` is empty; never show or check against it."""
+    return BuildView(record, (), state, False, (), heads, tasks, before_hold, updated, last)
 
 
 def _closure(head: StoredEvent, by_id: Mapping[str, StoredEvent]) -> set[str]:

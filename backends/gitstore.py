@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 import pygit2
 
-from backends.base import (BackendError, BadInput, Change, CommitInfo, Person, RefMoved,
+from backends.base import (BackendError, BadInput, Change, CommitInfo, FileChange, Person, RefMoved,
                            Snapshot, Written)
 from backends.gittree import GitSnapshot, diff_trees, write_tree
 
@@ -95,14 +95,14 @@ class GitStateStore:
     def is_ancestor(self, older: str, newer: str) -> bool:
         return older == newer or self.repo.descendant_of(newer, older)
 
-    def changed_paths(self, old: str, new: str) -> list[str] | None:
-        """Paths that differ from `old` to `new`, or None when `new` does not
-        descend from `old` (the caller must then start over)."""
+    def changes(self, old: str, new: str) -> list[FileChange] | None:
+        """The files that differ from `old` to `new`, or None when `new` does
+        not descend from `old` (the caller must then start over)."""
         if old == new:
             return []
         if not self.repo.descendant_of(new, old):
             return None
-        return [delta.path for delta in diff_trees(self.repo[old].tree, self.repo[new].tree)]
+        return [FileChange(d.path, d.old, d.new, d.mode) for d in diff_trees(self.repo[old].tree, self.repo[new].tree)]
 
     def history(self, start: str | None = None) -> Iterator[CommitInfo]:
         tip = start or self.head()

@@ -10,7 +10,7 @@ writes, `Index.refresh()` is timed:
 - in a fresh process (what `sluice list` pays after a sync brought the events;
   nothing is cached), each rep from a restored copy of the old index;
 - in this process, where the writes left sluice's decoded-event cache warm;
-- the peer/floor: the tree diff alone (`GitStateStore.changed_paths`, which
+- the peer/floor: the tree diff alone (`GitStateStore.changes`, which
   refresh runs first), in a fresh process.
 
 Target: refresh under 0.2 s.
@@ -48,7 +48,7 @@ if sys.argv[2] == "refresh":
     print(json.dumps({"seconds": took, "count": index.count(), "now": index.indexed() == head}))
 else:
     start = time.perf_counter()
-    changed = store.changed_paths(base, head)
+    changed = store.changes(base, head)
     print(json.dumps({"seconds": time.perf_counter() - start, "paths": len(changed)}))
 """
 
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         index.close()
     print(f"   Index.refresh(), fresh process     {spread(fresh)}")
     print(f"   Index.refresh(), this process      {spread(warm)}  (decoded events cached by the writes)")
-    print(f"   tree diff alone (changed_paths)    {spread(diffs)}  (the floor; fresh process)")
+    print(f"   tree diff alone (store.changes)      {spread(diffs)}  (the floor; fresh process)")
     print(f"   target: < {TARGET}s -> {'met' if median(fresh) < TARGET else 'NOT met'} "
           f"(fresh process); {'met' if median(warm) < TARGET else 'NOT met'} (this process)")
     if args.keep:

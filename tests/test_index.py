@@ -27,15 +27,34 @@ def test_catch_up_refolds_only_changed_builds(clone, make_srpm, monkeypatch):
     index.refresh()
     assert json.loads(index.summaries_json()) == folded(clone)
     clone.queue(BOB).perform(Action(Op.CANCEL, a))
-    loaded = []
-    original = builds.load_build
-    monkeypatch.setattr(builds, "load_build", lambda snap, i: loaded.append(i) or original(snap, i))
+    folded_whole, decoded = [], []
+    load_build, load_event = builds.load_build, builds.load_event
+    monkeypatch.setattr(builds, "load_build", lambda snap, i: folded_whole.append(i) or load_build(snap, i))
+    monkeypatch.setattr(builds, "load_event", lambda snap, i, *rest: decoded.append(i) or load_event(snap, i, *rest))
     index.refresh()
-    assert loaded == [a]
+    assert folded_whole == [] and decoded == [a]  # extended by its one new event, not refolded
     assert index.indexed() == clone.store.head()
     assert json.loads(index.summaries_json()) == folded(clone)
     assert [r["id"] for r in index.rows(Filters(states=("cancelled",)))] == [a]
     assert b in index.batch("none") or index.batch("none") == []
+
+
+def test_catch_up_extends_or_refolds_and_always_matches_the_tree(clone, make_srpm):
+    """Every kind of step, the index refreshed after each one: the answer is
+    always what folding the tree gives."""
+    index = Index(clone.store)
+    a = clone.submit(make_srpm("a"), who=BOB)
+    b = clone.submit(make_srpm("b"), who=BOB)
+    index.refresh()
+    clone.built(a)
+    index.refresh()
+    steps = [(Op.HOLD, a, "wait"), (Op.UNHOLD, a, ""), (Op.APPROVE, a, ""), (Op.HOLD, a, "again"),
+             (Op.UNHOLD, a, ""), (Op.WITHDRAW, a, "broken"), (Op.CANCEL, b, ""), (Op.RESUBMIT, b, "")]
+    for op, build, why in steps:
+        clone.queue(BOB).perform(Action(op, build, why))
+        index.refresh()
+        assert json.loads(index.summaries_json()) == folded(clone), op
+    assert [r["state"] for r in index.rows(Filters())] == ["queued", "withdrawn"]
 
 
 def test_a_replaced_history_is_rebuilt_not_patched(clone, make_srpm):

@@ -107,11 +107,11 @@ def test_a_stuck_lock_gives_a_clear_error(clone, make_srpm):
     assert clone.store.head() == before
 
 
-def test_changed_paths_only_for_descendants(clone, make_srpm):
+def test_changes_only_for_descendants(clone, make_srpm):
     old = clone.store.head()
     build = clone.submit(make_srpm())
     new = clone.store.head()
-    paths = clone.store.changed_paths(old, new)
-    assert "build.json" in {p.split("/")[-1] for p in paths}
-    assert all(build in p for p in paths)
-    assert clone.store.changed_paths(new, old) is None
+    changes = clone.store.changes(old, new)
+    assert "build.json" in {c.path.split("/")[-1] for c in changes}
+    assert all(build in c.path and c.old is None and c.new for c in changes)
+    assert clone.store.changes(new, old) is None

@@ -9,12 +9,14 @@ import pytest
 from app import builds
 from app.actions import Action
 from app.errors import HistoryRefused, StateConflict
+from app.index import Index
 from app.model import Op, State
 from app.queue import make_event
 from app.sync import Syncer
 from backends.base import BackendError
 from backends.gitsync import GitCliTransport, GitMerger
 from tests.conftest import ALICE, BOB, MALLORY, forge, syncer, tree_files
+from tests.test_index import folded
 
 
 @pytest.fixture
@@ -64,6 +66,10 @@ def test_concurrent_decisions_are_contested_until_resolved(hub, make_srpm):
     syncer(alice).sync(str(hub_clone.path))
     views = [c.queue().view(build) for c in (alice, bob)]
     assert all(v.contested and v.state is State.WITHDRAWN for v in views)
+    for clone in (alice, bob):  # the index, caught up across the merge, agrees
+        index = Index(clone.store)
+        index.refresh()
+        assert json.loads(index.summaries_json()) == folded(clone)
     assert set(views[0].contenders) == {State.NEEDSIGN, State.WITHDRAWN}
     with pytest.raises(StateConflict, match="contested"):
         bob.queue(BOB).perform(Action(Op.HOLD, build, "x"))
@@ -73,6 +79,9 @@ def test_concurrent_decisions_are_contested_until_resolved(hub, make_srpm):
     for clone in (alice, bob):
         view = clone.queue().view(build)
         assert not view.contested and view.state is State.WITHDRAWN
+        index = Index(clone.store)
+        index.refresh()
+        assert json.loads(index.summaries_json()) == folded(clone)
 
 
 def test_a_rejected_push_is_retried_after_merging_again(hub, make_srpm):
