@@ -21,13 +21,14 @@ from app.lifecycle import BuildView, extend, follows, resume
 from app.model import State, canonical
 from backends.base import FileChange, Snapshot, StateStore
 
-SCHEMA = "4"
+SCHEMA = "5"
 _COLUMNS = ("id", "package", "nvr", "owner", "target", "state", "batch", "scratch", "contested",
-            "created", "updated", "summary", "fold")
+            "created", "updated", "summary")
 _TABLES = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS problems (id TEXT PRIMARY KEY, message TEXT);
 CREATE TABLE IF NOT EXISTS builds ({', '.join(_COLUMNS)}, PRIMARY KEY (created, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS folds (id TEXT PRIMARY KEY, fold TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS builds_id ON builds (id);
 CREATE INDEX IF NOT EXISTS builds_state ON builds (state);
 CREATE INDEX IF NOT EXISTS builds_owner ON builds (owner);
@@ -83,7 +84,8 @@ class Index:
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_TABLES)
             if self._meta(db, "schema") != SCHEMA:
-                db.executescript("DROP TABLE IF EXISTS builds; DELETE FROM meta; DELETE FROM problems;" + _TABLES)
+                db.executescript("DROP TABLE IF EXISTS builds; DROP TABLE IF EXISTS folds; "
+                                 "DELETE FROM meta; DELETE FROM problems;" + _TABLES)
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA,))
             self._db = db
         return self._db
@@ -114,6 +116,7 @@ class Index:
                 changes = self.store.changes(current, target) if current and target else None
                 if changes is None:
                     db.execute("DELETE FROM builds")
+                    db.execute("DELETE FROM folds")
                     db.execute("DELETE FROM problems")
                     self._store(snap, builds.build_ids(snap))
                 else:
@@ -153,7 +156,8 @@ class Index:
     def _extended(self, snap: Snapshot, build_id: str, files: list[tuple[str, str]]) -> BuildView | None:
         """The build's indexed fold extended by the new event `files`, or None
         when that cannot be done exactly (the caller then folds it whole)."""
-        row = self.db.execute("SELECT summary, fold FROM builds WHERE id = ?", (build_id,)).fetchone()
+        row = self.db.execute("SELECT summary, fold FROM builds JOIN folds USING (id) WHERE id = ?",
+                              (build_id,)).fetchone()
         if row is None:
             return None
         summary, kept = json.loads(row[0]), json.loads(row[1])
@@ -190,8 +194,11 @@ class Index:
         self._upsert(rows)
 
     def _upsert(self, rows: list[tuple]) -> None:
+        """Rows from `_row`: the listing columns, then the kept fold (in a table
+        of its own, so that listing scans only what it shows)."""
         marks = ",".join("?" * len(_COLUMNS))
-        self.db.executemany(f"INSERT OR REPLACE INTO builds VALUES ({marks})", rows)
+        self.db.executemany(f"INSERT OR REPLACE INTO builds VALUES ({marks})", [row[:-1] for row in rows])
+        self.db.executemany("INSERT OR REPLACE INTO folds VALUES (?, ?)", [(row[0], row[-1]) for row in rows])
         self.db.executemany("DELETE FROM problems WHERE id = ?", [(row[0],) for row in rows])
 
     @property

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         index.close()
     print(f"   Index.refresh(), fresh process     {spread(fresh)}")
     print(f"   Index.refresh(), this process      {spread(warm)}  (decoded events cached by the writes)")
-    print(f"   tree diff alone (store.changes)      {spread(diffs)}  (the floor; fresh process)")
+    print(f"   tree diff alone (store.changes)    {spread(diffs)}  (the floor; fresh process)")
     print(f"   target: < {TARGET}s -> {'met' if median(fresh) < TARGET else 'NOT met'} "
           f"(fresh process); {'met' if median(warm) < TARGET else 'NOT met'} (this process)")
     if args.keep:
