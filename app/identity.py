@@ -35,7 +35,11 @@ def current(git_config: Callable[[str], str | None], warn: Callable[[str], None]
     if email:
         raise UsageError(f"git's user.email {email!r} is not an email address",
                          "set SLUICE_USER=you@example.org, or fix `git config --global user.email`")
-    login = getpass.getuser()
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError) as exc:  # no passwd entry and no USER/LOGNAME (some containers)
+        raise UsageError("cannot tell who you are: no SLUICE_USER, no git user.email and no login name",
+                         "set SLUICE_USER=you@example.org") from exc
     guessed = f"{login}@{socket.getfqdn()}"
     warn(f"acting as {guessed}; set SLUICE_USER=you@example.org or "
          "`git config --global user.email you@example.org` to be known by your address")

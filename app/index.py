@@ -103,15 +103,15 @@ class Index:
         commit it now reflects."""
         target = snap.commit if snap is not None else self.store.head()
         current = self.indexed()
-        if current == target:
+        if self._holds(current, target, snap):
             return current
-        if snap is not None and current and target and self.store.is_ancestor(target, current):
-            return current  # a writer's snapshot from before our last refresh: newer is fine
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            current = self.indexed()
-            if current != target:
+            current = self.indexed()  # another process may have moved it meanwhile
+            if self._holds(current, target, snap):
+                target = current
+            else:
                 snap = snap if snap is not None else self.store.snapshot(target)
                 changes = self.store.changes(current, target) if current and target else None
                 if changes is None:
@@ -128,11 +128,18 @@ class Index:
             raise
         return target
 
+    def _holds(self, current: str | None, target: str | None, snap: Snapshot | None) -> bool:
+        """Whether the index already answers for `target`: it is there, or (for
+        a writer's snapshot from before someone's later refresh) past it."""
+        if current == target:
+            return True
+        return snap is not None and bool(current and target) and self.store.is_ancestor(target, current)
+
     def _catch_up(self, snap: Snapshot, changes: Iterable[FileChange]) -> None:
         """Refold the builds whose files changed. A build whose only changes
         are new events that follow its indexed fold (the usual case) is
-        extended from the fold state kept in its row, decoding only the new
-        event files; any other build is read and folded whole."""
+        extended from the fold kept in `folds`, decoding only the new event
+        files; any other build is read and folded whole."""
         added: dict[str, list[tuple[str, str]]] = {}
         whole: set[str] = set()
         for change in changes:
@@ -149,7 +156,7 @@ class Index:
             if view is None:
                 whole.add(build_id)
             else:
-                rows.append(_row(view))
+                rows.append(_rows(view))
         self._upsert(rows)
         self._store(snap, whole)
 
@@ -183,23 +190,25 @@ class Index:
         rows = []
         for build_id in ids:
             try:
-                rows.append(_row(builds.load_build(snap, build_id)))
-            except BadInput as exc:
+                rows.append(_rows(builds.load_build(snap, build_id)))
+            except BadInput as exc:  # listed as a problem, no longer as the state it had
                 self.db.execute("INSERT OR REPLACE INTO problems VALUES (?, ?)",
                                 (build_id, f"build {build_id[:7]} cannot be read: {exc}"))
+                self.db.execute("DELETE FROM builds WHERE id = ?", (build_id,))
+                self.db.execute("DELETE FROM folds WHERE id = ?", (build_id,))
                 continue
             if len(rows) >= 2000:
                 self._upsert(rows)
                 rows = []
         self._upsert(rows)
 
-    def _upsert(self, rows: list[tuple]) -> None:
-        """Rows from `_row`: the listing columns, then the kept fold (in a table
-        of its own, so that listing scans only what it shows)."""
+    def _upsert(self, rows: list[tuple[tuple, tuple]]) -> None:
+        """(listing row, kept fold) pairs from `_rows`. The fold has a table of
+        its own, so that listing scans only what it shows."""
         marks = ",".join("?" * len(_COLUMNS))
-        self.db.executemany(f"INSERT OR REPLACE INTO builds VALUES ({marks})", [row[:-1] for row in rows])
-        self.db.executemany("INSERT OR REPLACE INTO folds VALUES (?, ?)", [(row[0], row[-1]) for row in rows])
-        self.db.executemany("DELETE FROM problems WHERE id = ?", [(row[0],) for row in rows])
+        self.db.executemany(f"INSERT OR REPLACE INTO builds VALUES ({marks})", [row for row, _ in rows])
+        self.db.executemany("INSERT OR REPLACE INTO folds VALUES (?, ?)", [fold for _, fold in rows])
+        self.db.executemany("DELETE FROM problems WHERE id = ?", [(row[0],) for row, _ in rows])
 
     @property
     def problems(self) -> list[str]:
@@ -244,11 +253,12 @@ class Index:
             self._db = None
 
 
-def _row(view: BuildView) -> tuple:
+def _rows(view: BuildView) -> tuple[tuple, tuple]:
+    """The build's listing row and its kept fold (what `_extended` resumes from)."""
     r = view.record
     summary = view.summary()
     kept = {"heads": list(view.heads), "last": list(view.last) if view.last else None,
             "hold": str(view.before_hold) if view.before_hold else None}
-    return (r.id, r.package, r.nvr, r.owner, r.target, str(view.state), r.batch, int(r.scratch),
-            int(view.contested), r.created, summary["updated"], canonical(summary).rstrip(b"\n"),
-            json.dumps(kept))
+    return ((r.id, r.package, r.nvr, r.owner, r.target, str(view.state), r.batch, int(r.scratch),
+             int(view.contested), r.created, summary["updated"], canonical(summary).rstrip(b"\n")),
+            (r.id, json.dumps(kept)))

@@ -146,6 +146,8 @@ def follows(view: BuildView | None, stored: StoredEvent) -> bool:
 def extend(view: BuildView | None, record: BuildRecord, stored: StoredEvent) -> BuildView:
     """`fold` of the view's events plus `stored`, in O(1) when `stored` follows."""
     if not follows(view, stored):
+        if view is not None and view.last is not None and not view.events:
+            raise ValueError("a resumed view lacks its events: it can only take events that follow it")
         return fold(record, (view.events if view else ()) + (stored,))
     event = stored.event
     tasks = {**view.tasks, **{arch: State(s) for arch, s in event.tasks.items()}}

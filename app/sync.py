@@ -134,8 +134,10 @@ class Syncer:
             elif change.old is not None and kind in ("record", "event"):
                 problems.append(f"modifies {change.path}, which was written before and may never change")
             else:
-                data = self.store.blob(change.new)
-                if len(data) > _LIMITS[kind]:
+                data = self._file(change.new)
+                if data is None:
+                    problems.append(f"{change.path} is not a regular file")
+                elif len(data) > _LIMITS[kind]:
                     problems.append(f"{change.path} is {len(data)} bytes, over the {_LIMITS[kind]} limit")
                 elif kind in found:
                     found[kind].append((match, data))
@@ -150,6 +152,12 @@ class Syncer:
             replay.views.update(views)
             replay.policy = policy or replay.policy
         return problems, len(views)
+
+    def _file(self, blob_id: str) -> bytes | None:
+        try:
+            return self.store.blob(blob_id)
+        except BadInput:
+            return None
 
     def _check_builds(self, replay: "_Replay", author: str,
                       found: dict[str, list]) -> tuple[list[str], dict[str, BuildView]]:

@@ -143,8 +143,7 @@ class Incoming:
 
     info: CommitInfo
     changes: tuple[FileChange, ...]  # against the first parent
-    parent: Snapshot  # the first parent's tree
-    snapshot: Snapshot  # this commit's own tree
+    parent: Snapshot  # the first parent's tree (read only when a check needs it)
 
 
 class SyncTransport(Protocol):

@@ -23,8 +23,9 @@ from backends.gittree import GitSnapshot, diff_trees, write_tree
 STATE_REF = "refs/sluice/state"
 # libgit2 caches parsed trees of up to 4 KiB only; a shard of a 100k-build
 # queue is ~25 KiB, and without caching it every path lookup re-reads and
-# re-inflates it (~100 us a lookup instead of ~1 us).
-pygit2.settings.cache_object_limit(pygit2.enums.ObjectType.TREE, 1 << 20)
+# re-inflates it (~100 us a lookup instead of ~1 us). A process-wide setting,
+# made when a store is opened.
+_TREE_CACHE_LIMIT = 1 << 20
 # libgit2's words for "another writer moved or holds the ref": retry.
 _RETRYABLE = ("does not match", "failed to lock", "already exists", "File exists")
 
@@ -37,6 +38,7 @@ class GitStateStore:
     """`StateStore` over a bare repo (the default) or any existing git repo."""
 
     def __init__(self, repo: pygit2.Repository, *, timeout: float = 30.0) -> None:
+        pygit2.settings.cache_object_limit(pygit2.enums.ObjectType.TREE, _TREE_CACHE_LIMIT)
         self.repo = repo
         self.timeout = timeout
         self.replica = self._replica()
@@ -51,8 +53,10 @@ class GitStateStore:
         if os.path.exists(path):
             try:
                 repo = pygit2.Repository(path, pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
-            except pygit2.GitError:
-                repo = None
+            except pygit2.GitError as exc:
+                if "not found" not in str(exc):  # there is a repo, but it cannot be read
+                    raise BackendError(f"cannot open the git repository at {path}: {exc}",
+                                       "repair it (`git fsck`, or fix the file named) or pass another --repo") from exc
         if repo is None:
             if not create:
                 raise BadInput(f"no git repository at {path}",
@@ -90,7 +94,12 @@ class GitStateStore:
         return GitSnapshot(self.repo, commit if commit is not None else self.head())
 
     def blob(self, blob_id: str) -> bytes:
-        return self.repo[blob_id].data
+        """A file's content; BadInput when `blob_id` names no file (a crafted
+        tree can give a file's mode to a folder's id)."""
+        obj = self.repo.get(blob_id)
+        if not isinstance(obj, pygit2.Blob):
+            raise BadInput(f"object {blob_id[:10]} is not a file")
+        return obj.data
 
     def is_ancestor(self, older: str, newer: str) -> bool:
         return older == newer or self.repo.descendant_of(newer, older)

@@ -89,8 +89,7 @@ class GitMerger:
         for commit_id, changes in walk_changes(self.repo, theirs, ours):
             commit = self.repo[commit_id]
             parent = str(commit.parent_ids[0]) if commit.parent_ids else None
-            yield Incoming(commit_info(commit), tuple(changes),
-                           GitSnapshot(self.repo, parent), GitSnapshot(self.repo, commit_id))
+            yield Incoming(commit_info(commit), tuple(changes), GitSnapshot(self.repo, parent))
 
     def _changes(self, old: str | None, new: str) -> Iterator[FileChange]:
         for delta in diff_trees(self.repo[old].tree if old else None, self.repo[new].tree):

@@ -186,6 +186,16 @@ def test_identity_from_git_config(sluice, monkeypatch, isolated):
     assert sluice("policy", "show").code == 2
 
 
+def test_no_identity_at_all_is_a_usage_error_not_a_traceback(sluice, monkeypatch):
+    monkeypatch.delenv("SLUICE_USER")
+
+    def no_login():
+        raise KeyError("getpwuid(): uid not found: 4242")
+    monkeypatch.setattr("getpass.getuser", no_login)
+    result = sluice("init")
+    assert result.code == 2 and "cannot tell who you are" in result.err and "SLUICE_USER" in result.err
+
+
 # ------------------------------------------------------------------ bad input
 
 def test_a_file_that_is_not_an_srpm(queue, tmp_path, isolated):

@@ -8,7 +8,7 @@ import pytest
 
 from app import lifecycle
 from app.errors import BadInput, Contested, NotPermitted, StateConflict, UsageError
-from app.lifecycle import extend, fold
+from app.lifecycle import extend, fold, resume
 from app.model import BuildRecord, Event, Op, State, StoredEvent, decode_event
 from app.policy import Policy
 from app.queue import make_event
@@ -231,3 +231,14 @@ def test_extend_equals_fold_through_hold_and_unhold():
         assert extend(view, RECORD, following) == fold(RECORD, events + [following])
         events.append(following)
     assert fold(RECORD, events).before_hold is State.NEEDSIGN
+
+
+def test_a_resumed_view_refuses_an_event_it_cannot_take_exactly():
+    events = built_history()
+    view = fold(RECORD, events)
+    resumed = resume(RECORD, view.state, view.heads, view.tasks, view.before_hold, view.updated, view.last)
+    following = step(events, Op.HOLD, "bob@example.org", reason="x")
+    assert extend(resumed, RECORD, following).summary() == fold(RECORD, events + [following]).summary()
+    stale = stored(Event(**{**following.event.__dict__, "prev": (), "lamport": 2}))
+    with pytest.raises(ValueError, match="resumed view"):
+        extend(resumed, RECORD, stale)

@@ -111,3 +111,34 @@ def test_an_unreadable_build_is_reported_not_fatal(clone, make_srpm, sluice):
     assert any(bad[:7] in p for p in index.problems)
     result = sluice("--json", "list", repo_path=str(clone.path))
     assert result.code == 0 and "warning" in result.err and len(result.json) == 1
+
+
+def test_a_build_that_becomes_unreadable_leaves_the_listing(clone, make_srpm):
+    """Its last readable state is not shown as if current; the problem says why,
+    and a later event cannot extend the stale fold and hide the problem."""
+    kept = clone.submit(make_srpm("kept"), who=BOB)
+    broken = clone.submit(make_srpm("broken"), who=BOB)
+    index = Index(clone.store)
+    index.refresh()
+    clone.store.update(lambda snap: Change({builds.record_path(broken): b"{not json"}, "broken\n", ALICE))
+    index.refresh()
+    assert [r["id"] for r in index.rows()] == [kept]
+    assert any(broken[:7] in p for p in index.problems)
+    clone.queue(BOB).perform(Action(Op.CANCEL, kept))
+    index.refresh()
+    assert any(broken[:7] in p for p in index.problems)
+
+
+def test_an_index_moved_on_by_another_process_is_not_rewound(clone, make_srpm, monkeypatch):
+    """Another process refreshes past a writer's older snapshot between the
+    writer's first look and its lock: the writer must not rebuild backwards."""
+    clone.submit(make_srpm("one"), who=BOB)
+    older = clone.store.snapshot()
+    clone.submit(make_srpm("two"), who=BOB)
+    Index(clone.store).refresh()  # the other process: now at the head
+    writer = Index(clone.store)
+    real = writer.indexed
+    looks = iter([None])  # the writer's first look predates that refresh
+    monkeypatch.setattr(writer, "indexed", lambda: next(looks, None) or real())
+    assert writer.refresh(older) == clone.store.head()
+    assert writer.count() == 2

@@ -25,6 +25,21 @@ def test_open_refuses_a_missing_repo_unless_asked_to_create(tmp_path):
         GitStateStore.open(str(tmp_path / "full"), create=True)
 
 
+def test_an_unreadable_repo_is_named_with_its_cause_not_called_missing(tmp_path):
+    GitStateStore.open(str(tmp_path / "state.git"), create=True)
+    with open(tmp_path / "state.git" / "config", "a") as config:
+        config.write("[broken\n")
+    with pytest.raises(BackendError, match=r"cannot open the git repository .*config") as failed:
+        GitStateStore.open(str(tmp_path / "state.git"))
+    assert "sluice init" not in failed.value.hint
+
+
+def test_reading_a_folder_as_a_file_is_bad_input(clone):
+    folder = str(clone.store.repo[clone.store.head()].tree["config"].id)
+    with pytest.raises(BadInput, match="not a file"):
+        clone.store.blob(folder)
+
+
 def test_works_inside_an_existing_project_repo_without_touching_its_branches(tmp_path, make_srpm):
     work = tmp_path / "project"
     subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)

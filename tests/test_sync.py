@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 
+import pygit2
 import pytest
 
 from app import builds
 from app.actions import Action
-from app.errors import HistoryRefused, StateConflict
+from app.errors import HistoryRefused, SluiceError, StateConflict
 from app.index import Index
 from app.model import Op, State
 from app.queue import make_event
 from app.sync import Syncer
 from backends.base import BackendError
 from backends.gitsync import GitCliTransport, GitMerger
+from backends.gittree import write_tree
 from tests.conftest import ALICE, BOB, MALLORY, forge, syncer, tree_files
 from tests.test_index import folded
 
@@ -210,3 +212,28 @@ def test_sync_from_the_cli_reports_and_refuses(sluice, hub, make_srpm):
     result = sluice("sync", str(hub_clone.path), repo_path=str(alice.path))
     assert result.code == 3 and "notes.txt" in result.err and "nothing was merged" in result.err
     assert sluice("sync", repo_path=str(alice.path)).code == 2  # no remote named
+
+
+def test_a_file_mode_on_a_folder_is_refused_not_crashed_on(hub):
+    """A crafted tree can give a file's mode to a folder's id. git's fetch
+    already refuses to carry it (sluice's own check, should one get through,
+    is in test_store); either way the sync fails with a clear error and
+    changes nothing."""
+    hub_clone, alice, bob = hub
+    repo = hub_clone.store.repo
+    head = repo[hub_clone.store.head()]
+    folder = head.tree["config"].id
+    pygit2.settings.enable_strict_object_creation(False)  # what an attacker's own git does
+    try:
+        tree = write_tree(repo, head.tree, {"config/targets/evil.toml": folder})
+    finally:
+        pygit2.settings.enable_strict_object_creation(True)
+    sig = pygit2.Signature(MALLORY.name, MALLORY.email)
+    commit = repo.create_commit(None, sig, sig, "crafted\n", tree, [head.id])
+    repo.references["refs/sluice/state"].set_target(commit)
+    before = tree_files(alice.store)
+    with pytest.raises(SluiceError) as refused:
+        syncer(alice).sync(str(hub_clone.path))
+    said = " ".join([refused.value.message, *getattr(refused.value, "findings", [])])
+    assert "cannot fetch" in said or "evil.toml is not a regular file" in said
+    assert tree_files(alice.store) == before
