@@ -54,11 +54,13 @@ def load_event(snap: Snapshot, build_id: str, name: str, blob: str) -> StoredEve
     """One event file (`name` in the build's events/, stored as `blob`), or
     None if it is no event file. Events never change, so each is decoded once
     per process and remembered by its blob id."""
+    if not name.endswith(".json"):
+        return None
     stored = _events.get(blob)
     if stored is not None and stored.id == name[:-5]:
         return stored
     data = snap.read(f"{build_dir(build_id)}/events/{name}")
-    if data is None or not name.endswith(".json"):
+    if data is None:
         return None
     stored = decode_event(name[:-5], data)
     if len(_events) > _EVENT_CACHE:

@@ -111,10 +111,5 @@ class RawLogReader:
         return [self._commit] if self._commit is not None else []
 
 
-def parse_raw_log(out: bytes) -> list[tuple[str, list[FileChange]]]:
-    reader = RawLogReader()
-    return reader.feed(out) + reader.close()
-
-
 def _unreadable() -> BackendError:
     return BackendError("cannot read `git log --raw` output", "check the git version (2.20 or later)")

@@ -111,7 +111,7 @@ class GitStateStore:
             return []
         if not self.repo.descendant_of(new, old):
             return None
-        return [FileChange(d.path, d.old, d.new, d.mode) for d in diff_trees(self.repo[old].tree, self.repo[new].tree)]
+        return list(diff_trees(self.repo[old].tree, self.repo[new].tree))
 
     def history(self, start: str | None = None) -> Iterator[CommitInfo]:
         tip = start or self.head()

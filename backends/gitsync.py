@@ -14,12 +14,11 @@ event, and writes the union of both trees as a merge commit.
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from typing import Iterable, Iterator
 
 import pygit2
 
-from backends.base import BackendError, BadInput, CommitInfo, FileChange, Incoming, Person, Union
+from backends.base import BackendError, BadInput, CommitInfo, Incoming, Person, Union
 from backends.gitcli import run_git, walk_changes
 from backends.gitstore import GitStateStore, commit_info
 from backends.gittree import GitSnapshot, diff_trees, write_tree
@@ -34,9 +33,6 @@ class GitCliTransport:
     def __init__(self, repo: pygit2.Repository) -> None:
         self.repo = repo
 
-    def _git(self, *args: str) -> subprocess.CompletedProcess:
-        return run_git(self.repo, *args)
-
     def namespace(self, remote: str) -> str:
         """Where this remote's refs are tracked: its name, or a stable id for a URL."""
         if remote in self.repo.remotes.names():
@@ -46,7 +42,7 @@ class GitCliTransport:
     def fetch(self, remote: str) -> str | None:
         _check_remote(remote)
         space = self.namespace(remote)
-        result = self._git("fetch", "--no-tags", "--no-write-fetch-head", "--quiet", remote,
+        result = run_git(self.repo, "fetch", "--no-tags", "--no-write-fetch-head", "--quiet", remote,
                            f"+refs/sluice/*:refs/remotes/{space}/sluice/*")
         if result.returncode != 0:
             raise BackendError(f"cannot fetch the queue from {remote}",
@@ -58,7 +54,7 @@ class GitCliTransport:
     def push(self, remote: str, commit: str) -> bool:
         """Push without force; False when the remote moved (fetch and retry)."""
         _check_remote(remote)
-        result = self._git("push", "--porcelain", "--quiet", remote, f"{commit}:refs/sluice/state")
+        result = run_git(self.repo, "push", "--porcelain", "--quiet", remote, f"{commit}:refs/sluice/state")
         if result.returncode == 0:
             return True
         output = (result.stdout + result.stderr).strip()
@@ -91,10 +87,6 @@ class GitMerger:
             parent = str(commit.parent_ids[0]) if commit.parent_ids else None
             yield Incoming(commit_info(commit), tuple(changes), GitSnapshot(self.repo, parent))
 
-    def _changes(self, old: str | None, new: str) -> Iterator[FileChange]:
-        for delta in diff_trees(self.repo[old].tree if old else None, self.repo[new].tree):
-            yield FileChange(delta.path, delta.old, delta.new, delta.mode)
-
     def merge_problems(self, info: CommitInfo) -> list[str]:
         """A merge commit may only combine its parents: nothing new, nothing lost."""
         commit = self.repo[info.id]
@@ -124,7 +116,7 @@ class GitMerger:
         ours_tree, prefer = self.repo[ours].tree, set(prefer_theirs)
         take: dict[str, pygit2.Oid] = {}
         collisions = []
-        for change in self._changes(str(base), theirs):
+        for change in diff_trees(self.repo[base].tree, self.repo[theirs].tree):
             mine = _blob_id(ours_tree, change.path)
             if change.new is None or (mine is not None and mine not in (change.new, change.old)
                                       and change.path not in prefer):

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backends.gitstore import GitStateStore
-from backends.gitcli import RawLogReader, git_command, parse_raw_log
+from backends.base import BackendError, FileChange
+from backends.gitcli import RawLogReader, git_command
 from backends.gitsync import GitMerger
 from backends.gittree import diff_trees
 
@@ -29,7 +30,9 @@ _files = st.dictionaries(_paths, st.tuples(st.sampled_from([b"1", b"2", b"3"]), 
 
 
 def _tree(repo: pygit2.Repository, files: dict[str, tuple[bytes, int]]) -> pygit2.Oid:
-    """A tree holding `files`; a path that is also a folder of another keeps the folder."""
+    """A tree holding `files`; a path that is also a folder of another keeps the folder.
+    Deliberately not sluice's `write_tree`: the inputs must not be built by the
+    code under test, and they need executable and symlink modes it never writes."""
     here: dict[str, tuple[bytes, int]] = {}
     below: dict[str, dict] = {}
     for path, value in files.items():
@@ -121,8 +124,13 @@ def test_crafted_paths_cannot_pass_for_records_or_commits(repo):
     assert sorted(c.path for c in walked[0].changes) == sorted(f"builds/{name}" for name in names)
 
 
-def test_parse_raw_log_refuses_what_it_cannot_read():
-    with pytest.raises(Exception, match="cannot read"):
+def parse_raw_log(out: bytes) -> list[tuple[str, list[FileChange]]]:
+    reader = RawLogReader()
+    return reader.feed(out) + reader.close()
+
+
+def test_the_log_reader_refuses_what_it_cannot_read():
+    with pytest.raises(BackendError, match="cannot read"):
         parse_raw_log(b"\x01" + b"a" * 40 + b"\0garbage\0path\0")
 
 
