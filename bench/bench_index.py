@@ -1,10 +1,10 @@
 """3. Index catch-up after 2,000 new events on the 100k-build repo.
 
-    python -m bench.bench_index [--builds 100000] [--events 2000] [--reps 5]
+    python -m bench.bench_index [--builds 100000] [--events 2000] [--reps 5] [--keep]
 
 On a private copy of the fixture with its index warm, 2,000 holds are written
 through `Queue.perform` (one commit each, on 2,000 different built builds, so
-2,000 builds must be refolded). Then, from the index as it was before the
+2,000 builds change; each is extended from its kept fold). Then, from the index as it was before the
 writes, `Index.refresh()` is timed:
 
 - in a fresh process (what `sluice list` pays after a sync brought the events;

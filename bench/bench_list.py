@@ -2,8 +2,8 @@
 
     python -m bench.bench_list [--builds 100000] [--reps 7] [--skip-cold]
 
-Figures (medians of --reps runs, output to /dev/null, max RSS from the child's
-own rusage):
+Figures (medians of --reps runs, output to /dev/null, max RSS of the child
+alone, from /usr/bin/time, which scripts/setup installs):
 
 - `sluice --repo FIXTURE list --json` with the index warm; peer: `git log
   --format=%s refs/sluice/state` on the same repo (a walk of all 500k commits:

@@ -1,11 +1,14 @@
 """4. `sync` merging 10,000 events from another clone, git fetch included.
 
-    python -m bench.bench_sync [--builds 100000] [--events 10000] [--reps 3] [--profile]
+    python -m bench.bench_sync [--builds 100000] [--events 10000] [--reps 3]
+                               [--variants ff,merge] [--remote loose,packed] [--profile]
 
 Two clones of the same fixture share its history. The other clone writes
 10,000 events as real commits through `Queue.perform` (holds, then unholds, on
-5,000 built builds; on small fixtures, again and again on fewer). Then, each rep on fresh copies of this clone, timed in a
-fresh process (as `sluice sync` runs; nothing cached from the writes):
+5,000 built builds; on small fixtures, again and again on fewer). Then, with
+the other clone's objects loose as written and again after `git repack -d`
+there, each rep on fresh copies of this clone, timed in a fresh process (as
+`sluice sync` runs; nothing cached from the writes):
 
 - fast-forward: this clone has nothing new; `Syncer.sync(path)` fetches,
   checks every incoming commit and moves the ref (no push needed);

@@ -402,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.events_per_build < 1 or args.builds < 1:
         p.error("--builds and --events-per-build must be at least 1")
     if args.out is None:
+        if args.seed != p.get_default("seed") or args.writer != p.get_default("writer"):
+            p.error("--seed and --writer apply to a repo you name (OUT), not to the cache")
         path, report = ensure(args.builds, args.events_per_build)
         print(f"{path}: " + ("cached" if report is None else repr(report)))
         return 0

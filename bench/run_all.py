@@ -17,11 +17,12 @@ import time
 from bench import fixture
 
 
-def run(module: str, *args: str) -> None:
+def run(module: str, *args: str) -> int:
     print(f"\n$ python -m bench.{module} {' '.join(args)}", flush=True)
     start = time.perf_counter()
     code = subprocess.call([sys.executable, "-m", f"bench.{module}", *args])
     print(f"   ({module} took {time.perf_counter() - start:.0f}s, exit {code})", flush=True)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,11 +40,14 @@ def main(argv: list[str] | None = None) -> int:
               f"total with checks {time.perf_counter() - start:.1f}s)")
     else:
         print(f"fixture {path.name}: cached")
-    run("bench_transitions", "--sizes", "1000" if args.quick else "1000,100000")
-    run("bench_list", "--builds", str(big))
-    run("bench_index", "--builds", str(big), "--events", "200" if args.quick else "2000")
-    run("bench_sync", "--builds", str(big), "--events", "10000", "--reps", "1" if args.quick else "2")
-    return 0
+    codes = [run("bench_transitions", "--sizes", "1000" if args.quick else "1000,100000"),
+             run("bench_list", "--builds", str(big)),
+             run("bench_index", "--builds", str(big), "--events", "200" if args.quick else "2000"),
+             run("bench_sync", "--builds", str(big), "--events", "10000", "--reps", "1" if args.quick else "2")]
+    failed = sum(1 for code in codes if code != 0)
+    if failed:
+        print(f"{failed} benchmark(s) failed; their figures above are missing or partial", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from app import builds
 from app.admin import Admin
 from app.index import Index
 from app.model import Op, State
@@ -219,6 +220,13 @@ def syncer(clone: Clone, who: Person = ALICE):
     from app.sync import Syncer
     from backends.gitsync import GitCliTransport, GitMerger
     return Syncer(clone.store, GitCliTransport(clone.store.repo), GitMerger(clone.store), who)
+
+
+def folded(clone) -> list[dict]:
+    """The truth, straight from the tree, newest first."""
+    snap = clone.store.snapshot()
+    views = [builds.load_build(snap, i).summary() for i in builds.build_ids(snap)]
+    return sorted(views, key=lambda s: (s["created"], s["id"]), reverse=True)
 
 
 def forge(store: GitStateStore, files: dict[str, bytes], author: Person, title: str = "forged") -> str:

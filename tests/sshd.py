@@ -11,7 +11,8 @@ client side is a `GIT_SSH_COMMAND` that reads no ssh config (`-F /dev/null`:
 ssh finds ~/.ssh through the password database, not $HOME, so the test's
 isolated HOME would not hide root's own config), offers only the test key and
 verifies the host key strictly against the fixture's known_hosts, never
-adding one. Use it from a test module with `from tests.sshd import ssh_host`.
+adding one. conftest loads this module as a plugin, so tests just ask for
+the `ssh_host` fixture.
 """
 from __future__ import annotations
 
@@ -165,6 +166,9 @@ def ssh_host(tmp_path_factory) -> Iterator[Callable[..., SshHost]]:
 
 
 def _ensure_privsep_dir() -> None:
+    """sshd wants its privilege-separation directory only when run as root."""
+    if os.geteuid() != 0:
+        return
     try:
         PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
     except OSError as exc:

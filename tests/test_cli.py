@@ -115,9 +115,9 @@ def test_the_review_cycle_hold_unhold_approve_withdraw(queue, make_srpm):
     assert log[0]["reason"] == "broken ABI" and log[0]["actor"] == [BOB.email]
 
 
-def test_mark_tested_by_a_tester_who_is_not_the_owner(queue, make_srpm):
+def test_mark_tested_in_the_wrong_state_names_the_state(queue, make_srpm):
     build = submit(queue, make_srpm("tested"))["id"]
-    # reaching testing needs signing, which has not landed: a tester is still refused in queued
+    # reaching testing needs signing, which has not landed; the tester/owner rule is tested in test_fold
     assert queue("policy", "grant", "tester", CAROL.email).code == 0
     refused = queue("mark-tested", build, user=CAROL)
     assert refused.code == 4 and "it is queued" in refused.err
@@ -161,8 +161,9 @@ def test_policy_and_target_commands(queue):
     assert log[0]["email"] == ["sam@example.org"] and log[0]["author"] == ALICE.email
 
 
-def test_pending_commands_say_what_they_wait_for(queue):
-    result = queue("sign", "abcd")
+@pytest.mark.parametrize("command", ["sign", "run", "review", "verify", "hook", "tui"])
+def test_pending_commands_say_what_they_wait_for(queue, command):
+    result = queue(command, "abcd")
     assert result.code == 2 and "not available yet" in result.err
 
 
@@ -265,11 +266,15 @@ def test_an_action_the_policy_does_not_allow(queue, make_srpm):
     assert refused.code == 3 and "policy grant owner" in refused.err
 
 
-def test_hold_and_withdraw_need_a_reason(queue, make_srpm):
+@pytest.mark.parametrize("op", ["hold", "withdraw"])
+def test_hold_and_withdraw_need_a_reason(queue, make_srpm, op):
     build = submit(queue, make_srpm())["id"]
     with unchanged(queue), pytest.raises(SystemExit) as usage:
-        queue("hold", build)
+        queue(op, build)
     assert usage.value.code == 2
+    with unchanged(queue):
+        empty = queue("--yes", op, build, "-m", "  ", user=BOB)
+    assert empty.code == 2 and "reason" in empty.err
 
 
 def test_destructive_actions_need_confirmation_without_a_terminal(queue, make_srpm):

@@ -62,8 +62,9 @@ def test_fold_ignores_the_order_events_are_read_in():
     events = built_history()
     events.append(step(events, Op.HOLD, "bob@example.org", reason="wait"))
     expected = fold(RECORD, events)
+    shuffle = random.Random(7)
     for _ in range(20):
-        shuffled = random.sample(events, len(events))
+        shuffled = shuffle.sample(events, len(events))
         view = fold(RECORD, shuffled)
         assert (view.state, view.heads, dict(view.tasks)) == (expected.state, expected.heads, dict(expected.tasks))
 
@@ -185,7 +186,12 @@ def test_owner_may_mark_tested_when_policy_allows():
                     (Op.PUSH_TESTING, "sam@example.org")):
         events.append(step(events, op, who))
     view = fold(RECORD, events)
-    lifecycle.check(view, RECORD, make_event(view, Op.MARK_TESTED, "bob@example.org", "aaaa1111"), policy)
+    strict = Policy(policy.grants, owner_may_mark_tested=False)
+    with pytest.raises(NotPermitted):  # the same tester, but the build's owner, by default
+        lifecycle.check(view, RECORD, make_event(view, Op.MARK_TESTED, "bob@example.org", "aaaa1111"), strict)
+    tested = make_event(view, Op.MARK_TESTED, "bob@example.org", "aaaa1111")
+    lifecycle.check(view, RECORD, tested, policy)
+    assert fold(RECORD, events + [stored(tested)]).state is State.TESTED
 
 
 def test_scratch_builds_stop_at_built():

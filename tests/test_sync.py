@@ -17,8 +17,7 @@ from app.sync import Syncer
 from backends.base import BackendError
 from backends.gitsync import GitCliTransport, GitMerger
 from backends.gittree import write_tree
-from tests.conftest import ALICE, BOB, MALLORY, forge, syncer, tree_files
-from tests.test_index import folded
+from tests.conftest import ALICE, BOB, MALLORY, folded, forge, syncer, tree_files
 
 
 @pytest.fixture

@@ -21,6 +21,10 @@ PENDING = {
     "repo-file": "published repos (the release path)",
     "key": "signing keys (the release path)",
     "advisory": "advisories",
+    "review": "reviews and notifications",
+    "import": "importing upstream updates",
+    "verify": "signed history (trust)",
+    "hook": "the server-side hooks (trust)",
     "tui": "the terminal UI",
 }
 
