@@ -215,3 +215,109 @@ class SourcePackage:
 
 class PackageReader(Protocol):
     def read_source(self, path: str) -> SourcePackage: ...
+
+
+# ------------------------------------------------------------------- builders
+
+@dataclass(frozen=True)
+class Completed:
+    """A short command that ran to the end on a builder host."""
+
+    status: int
+    stdout: bytes
+    stderr: bytes
+
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
+
+
+class Process(Protocol):
+    """A long command running on a builder host (a build), in its own process
+    group, with stdout and stderr merged into one stream."""
+
+    def read(self, timeout: float) -> bytes | None:
+        """The next chunk of output; None when nothing came within `timeout`,
+        b"" once the stream has ended."""
+        ...
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit status, or None while it still runs after `timeout`.
+        Raises `Disconnected` when the host went away mid-build."""
+        ...
+
+    def kill(self) -> None:
+        """End the whole process group on the host (TERM, then KILL); returns
+        within 5 seconds with nothing of it left running."""
+        ...
+
+
+class Disconnected(BackendError):
+    """The connection to a builder host dropped or could not be made."""
+
+
+class HostKeyRefused(BackendError):
+    """A builder host's key is unknown or changed; never added on its own."""
+
+    exit_code = 1
+
+
+class Transport(Protocol):
+    """One builder host: run commands and move files. `local` runs here,
+    `ssh` (paramiko) reuses one connection per host. Arguments are argv
+    lists; the transport quotes them, nothing is ever joined unquoted."""
+
+    host: str
+
+    def run(self, argv: Sequence[str], timeout: float = 60.0) -> Completed: ...
+
+    def start(self, argv: Sequence[str]) -> Process: ...
+
+    def put(self, local: str, remote: str, progress: Progress | None = None) -> None: ...
+
+    def get(self, remote: str, local: str, progress: Progress | None = None) -> None: ...
+
+    def forward(self, local_port: int) -> int:
+        """Make 127.0.0.1:`local_port` here reachable from the host; returns
+        the port to use on the host (a reverse port forward for ssh)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """One task's build, in the host's own paths."""
+
+    srpm: str  # the uploaded SRPM on the host
+    resultdir: str  # where results and logs go (created by the runner)
+    arch: str
+    config: str  # mock's -r (mock only)
+    repos: tuple[str, ...]  # buildroot repo URLs as the host reaches them
+
+
+class BuildTool(Protocol):
+    """What runs a build on a host: `mock` or plain `rpmbuild`."""
+
+    name: str
+
+    def command(self, spec: BuildSpec) -> list[str]: ...
+
+    def probe(self) -> list[str]:
+        """A command that exits 0 when the tool is usable on the host."""
+        ...
+
+
+class Publisher(Protocol):
+    """A directory of RPMs (hard links into the artifact store) with
+    createrepo_c metadata, updated incrementally."""
+
+    def publish(self, repo_dir: str, files: Mapping[str, str]) -> "Published":
+        """Make `repo_dir` hold exactly `files` (name -> sha256), no more."""
+        ...
+
+
+@dataclass(frozen=True)
+class Published:
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: bool
