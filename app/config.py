@@ -3,7 +3,8 @@
 Repo: `--repo`, else `SLUICE_REPO`, else `repo` in the config file, else
 `$XDG_DATA_HOME/sluice/state.git` (the embedded default, created on first
 use). Artifacts: `SLUICE_ARTIFACTS`, else `artifacts` in the config file, else
-`$XDG_DATA_HOME/sluice/artifacts`. Config file: `--config`, else
+`$XDG_DATA_HOME/sluice/artifacts`. Published repos: `SLUICE_REPOS`, else `repos`
+in the config file, else `$XDG_DATA_HOME/sluice/repos`. Config file: `--config`, else
 `$XDG_CONFIG_HOME/sluice/config.toml` (optional).
 """
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 from app import tomlfile
 from app.errors import ConfigError, UsageError
 
-_KEYS = {"repo", "artifacts", "remote"}
+_KEYS = {"repo", "artifacts", "remote", "repos"}
+_LISTS = {"builder"}  # arrays of tables: [[builder]]
 
 
 def data_home() -> str:
@@ -49,7 +51,7 @@ def load(path: str | None) -> LocalConfig:
         raise UsageError(f"cannot read {path}: {exc.strerror}", "check its permissions") from exc
     text, values = tomlfile.decode(data, path, "fix the file, see docs/config.md")
     for key, value in values.items():
-        if key not in _KEYS and not isinstance(value, dict):
+        if key not in _KEYS and not isinstance(value, dict) and key not in _LISTS:
             raise ConfigError(tomlfile.locate(text, path, tomlfile.key_pattern(key)),
                               f"unknown setting {key!r}", "see docs/config.md")
         if key in _KEYS and not isinstance(value, str):
@@ -62,6 +64,8 @@ class Paths:
     repo: str
     artifacts: str
     is_default: bool  # the embedded default repo, created on first use
+    repos: str = ""  # published repos (the buildroot repo), one folder per target
+    work: str = ""  # the local builder's build folders
 
 
 def paths(config: LocalConfig, repo: str | None = None) -> Paths:
@@ -69,5 +73,7 @@ def paths(config: LocalConfig, repo: str | None = None) -> Paths:
     default = os.path.join(data_home(), "sluice", "state.git")
     artifacts = os.environ.get("SLUICE_ARTIFACTS") or config.get("artifacts") or \
         os.path.join(data_home(), "sluice", "artifacts")
+    repos = os.environ.get("SLUICE_REPOS") or config.get("repos") or os.path.join(data_home(), "sluice", "repos")
     return Paths(os.path.abspath(os.path.expanduser(chosen or default)),
-                 os.path.abspath(os.path.expanduser(artifacts)), chosen is None)
+                 os.path.abspath(os.path.expanduser(artifacts)), chosen is None,
+                 os.path.abspath(os.path.expanduser(repos)), os.path.join(data_home(), "sluice", "work"))

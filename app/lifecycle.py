@@ -53,6 +53,9 @@ RULES: Mapping[Op, Rule] = {
     Op.RESOLVE: Rule(frozenset(State), None, _OWNER),
 }
 FINISH_TARGETS = frozenset({S.BUILDING, S.BUILT, S.FAILED, S.FAILED_TO_IMPORT})
+# What a finished attempt makes of its task: queued again when the host was
+# lost and another attempt is due.
+TASK_RESULTS = frozenset({S.BUILT, S.FAILED, S.FAILED_TO_IMPORT, S.QUEUED})
 
 # Which concurrent op wins a contest: the one that stops or holds a build
 # beats the one that advances it.
@@ -95,16 +98,21 @@ class BuildView:
                 "created": r.created, "updated": self.updated}
 
     def detail(self) -> dict:
-        """`show --json`: the summary plus events, tasks and artifacts."""
+        """`show --json`: the summary plus events, tasks (with attempts) and artifacts."""
+        from app import tasks  # reads this view's events; imports nothing of ours back
         r = self.record
+        attempts = tasks.attempts(self)
         return {**self.summary(), "epoch": r.epoch, "version": r.version, "release": r.release,
                 "nevr": r.nevr, "after": r.after, "buildrequires": list(r.buildrequires),
                 "contenders": [str(s) for s in self.contenders],
                 "events": [{"id": s.id, **s.event.to_json()} for s in self.events],
-                "tasks": [{"arch": arch, "state": str(state), "host": None, "attempts": []}
+                "tasks": [{"arch": arch, "state": str(state),
+                           "host": attempts[arch][-1].host if attempts.get(arch) else None,
+                           "attempts": [a.to_json() for a in attempts.get(arch, [])],
+                           "logs": tasks.logs(self, arch)}
                           for arch, state in self.tasks.items()],
-                "artifacts": [{"name": r.srpm.get("name"), "arch": "src", "sha256": r.srpm.get("sha256"),
-                               "size": r.srpm.get("size"), "signed_by": None}]}
+                "artifacts": [a.to_json() for a in tasks.artifacts(self)],
+                "buildroot": tasks.buildroot_of(self)}
 
 
 def fold(record: BuildRecord, events: Iterable[StoredEvent]) -> BuildView:
@@ -186,6 +194,18 @@ def branch_tasks(view: BuildView, state: State) -> dict[str, State]:
         if stored.id in members:
             tasks.update((arch, State(s)) for arch, s in stored.event.tasks.items())
     return tasks
+
+
+def finish_state(tasks: Mapping[str, State]) -> State:
+    """The build's state once its tasks are as given: building while any task
+    is still to run, else built when all built, failed when any failed (a
+    rebuild is needed anyway), else failed-to-import (rescue can fix that)."""
+    states = set(tasks.values())
+    if states & {S.QUEUED, S.BUILDING}:
+        return S.BUILDING
+    if states <= {S.BUILT}:
+        return S.BUILT
+    return S.FAILED if S.FAILED in states else S.FAILED_TO_IMPORT
 
 
 def next_state(view: BuildView | None, op: Op, chosen: State | None = None) -> State:
@@ -288,3 +308,32 @@ def _check_shape(view: BuildView | None, record: BuildRecord, event: Event) -> N
     for arch in event.tasks:
         if arch not in record.arches:
             raise StateConflict(f"{event.op} event names arch {arch}, which the build does not have")
+    if view is not None and event.op in (Op.START, Op.FINISH, Op.RESCUE):
+        _check_task_step(view, record, event)
+
+
+def _check_task_step(view: BuildView, record: BuildRecord, event: Event) -> None:
+    """The runner's steps move one task at a time: start claims a queued task
+    (so two runners never build one task twice), finish ends a building one
+    and the build's state follows from all its tasks; rescue turns every
+    failed-to-import task into built."""
+    op, arch, name = event.op, event.arch, f"{record.nvr} ({record.short})"
+    changes = {a: State(s) for a, s in event.tasks.items()}
+    if op is Op.RESCUE:
+        wanted = {a: S.BUILT for a, s in view.tasks.items() if s is S.FAILED_TO_IMPORT}
+        if changes != wanted:
+            raise StateConflict(f"rescue of {name} must turn exactly its failed-to-import tasks into built")
+        return
+    if arch is None or set(changes) != {arch}:
+        raise StateConflict(f"{op} of {name} must name one arch and change only that task")
+    current = view.tasks.get(arch)
+    if op is Op.START:
+        if current is not S.QUEUED or changes[arch] is not S.BUILDING:
+            raise StateConflict(f"cannot start {name} on {arch}: that task is {current}, not queued",
+                                "another runner may have claimed it first")
+        return
+    if current is not S.BUILDING or changes[arch] not in TASK_RESULTS:
+        raise StateConflict(f"cannot finish {name} on {arch}: that task is {current}, not building")
+    expected = finish_state({**view.tasks, **changes})
+    if event.dst is not expected:
+        raise StateConflict(f"finish of {name} on {arch} leads to {expected}, not {event.dst}")

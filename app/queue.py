@@ -25,6 +25,9 @@ def make_event(view: BuildView, op: Op, actor: str, replica: str, *, reason: str
                dst: State | None = None, arch: str | None = None,
                data: Mapping[str, Any] | None = None) -> Event:
     """The next event on `view`'s build, with the task changes `op` implies."""
+    if op is Op.FINISH and dst is None:  # the build's state follows from its tasks
+        changed = {a: State(s) for a, s in (data or {}).get("tasks", {}).items()}
+        dst = lifecycle.finish_state({**view.tasks, **changed})
     target = lifecycle.next_state(view, op, dst)
     tasks: Mapping[str, State] = {}
     if op is Op.CANCEL:
@@ -61,7 +64,8 @@ class Queue:
 
     def record(self, build: str, op: Op, *, dst: State | None = None, arch: str | None = None,
                data: Mapping[str, Any] | None = None, reason: str = "") -> BuildView:
-        """Write one of the runner's own events (start, finish, supersede)."""
+        """Write one of the runner's own events (start, finish, supersede; a
+        finish with no `dst` leads where its task changes take the build)."""
         return self._apply(build, op, reason=reason, dst=dst, arch=arch, data=data)[0]
 
     def _apply(self, build: str, op: Op, **how: Any) -> list[BuildView]:

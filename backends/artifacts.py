@@ -23,14 +23,18 @@ class FileArtifactStore:
     def path(self, sha256: str) -> str:
         return os.path.join(self.root, "sha256", sha256[:2], sha256)
 
+    def incoming(self) -> str:
+        """A folder on the store's filesystem for files on their way in."""
+        path = os.path.join(self.root, "incoming")
+        os.makedirs(path, exist_ok=True)
+        return path
+
     def has(self, sha256: str) -> bool:
         return os.path.exists(self.path(sha256))
 
     def put(self, path: str) -> Stored:
-        incoming = os.path.join(self.root, "incoming")
         try:
-            os.makedirs(incoming, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=incoming, prefix=".put-")
+            fd, tmp = tempfile.mkstemp(dir=self.incoming(), prefix=".put-")
         except OSError as exc:
             raise BackendError(f"cannot write to the artifact store {self.root}: {exc.strerror}",
                                "check that it exists, is writable and has free space") from exc

@@ -190,6 +190,8 @@ class ArtifactStore(Protocol):
 
     def has(self, sha256: str) -> bool: ...
 
+    def incoming(self) -> str: ...
+
 
 # ------------------------------------------------------------------- packages
 
@@ -213,8 +215,24 @@ class SourcePackage:
         return f"{self.name}-{self.version}-{self.release}"
 
 
+@dataclass(frozen=True)
+class BinaryPackage:
+    """A built RPM (or the rebuilt SRPM, arch "src") as its header says."""
+
+    name: str
+    epoch: int | None
+    version: str
+    release: str
+    arch: str
+    sourcerpm: str  # the SRPM it was built from ("" for a source package)
+    sha256: str = ""
+    size: int = 0
+
+
 class PackageReader(Protocol):
     def read_source(self, path: str) -> SourcePackage: ...
+
+    def read_binary(self, path: str) -> BinaryPackage: ...
 
 
 # ------------------------------------------------------------------- builders

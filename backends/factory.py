@@ -11,7 +11,7 @@ import subprocess
 from functools import cached_property
 
 from backends.artifacts import FileArtifactStore
-from backends.base import PackageReader
+from backends.base import PackageReader, Publisher
 from backends.gitstore import GitStateStore
 from backends.gitsync import GitCliTransport, GitMerger
 
@@ -25,6 +25,11 @@ class Backends:
     def reader(self) -> PackageReader:
         from backends.srpm import RpmReader
         return RpmReader()
+
+    @cached_property
+    def publisher(self) -> Publisher:
+        from backends.publisher import CreaterepoPublisher
+        return CreaterepoPublisher(self.artifacts)
 
     @cached_property
     def transport(self) -> GitCliTransport:
@@ -51,3 +56,39 @@ def git_config(key: str, repo_path: str | None = None) -> str | None:
 
 def machine_arch() -> str:
     return os.uname().machine
+
+
+def open_transport(kind: str, host: str, port: int, user: str, key: str, known_hosts: str):
+    """A builder host's transport: this machine, or SSH with a verified host key."""
+    if kind == "local":
+        from backends.transport_local import LocalTransport
+        return LocalTransport()
+    from backends.transport_ssh import SshTransport
+    return SshTransport(host, port, user, key, known_hosts)
+
+
+def build_tool(name: str):
+    from backends.buildtools import tool_for
+    return tool_for(name)
+
+
+class RepoService:
+    """The read-only HTTP server for published repos, started on first use
+    (remote builders reach it through their SSH connection's reverse forward)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._server = None
+
+    def port(self) -> int:
+        if self._server is None:
+            from backends.reposerver import RepoServer
+            os.makedirs(self.root, exist_ok=True)
+            self._server = RepoServer(self.root)
+            self._port = self._server.start()
+        return self._port
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None

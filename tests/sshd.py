@@ -52,7 +52,10 @@ PrintMotd no
 PrintLastLog no
 X11Forwarding no
 AllowAgentForwarding no
-AllowTcpForwarding no
+# Builders receive SRPMs and return results over SFTP.
+Subsystem sftp internal-sftp
+# Builder hosts carry the buildroot repo back over a reverse forward.
+AllowTcpForwarding {forwarding}
 # The session ignores the login user's environment: git reads no system or
 # global config, and SHLVL=1 makes bash (which counts itself level 2) skip
 # the ~/.bashrc it would otherwise source for sshd (~125 ms for root here).
@@ -111,6 +114,15 @@ class SshServer:
     def __init__(self, host: SshHost, process: subprocess.Popen) -> None:
         self.host, self.process = host, process
 
+    def drop_connections(self) -> int:
+        """Kill the sshd processes that serve connections (as a crash or a
+        reboot would), leaving the listener up and the commands they started
+        running, orphaned. Returns how many sshd processes it killed."""
+        serving = [pid for pid in _descendants(self.process.pid) if _command_name(pid) in ("sshd", "sshd-session")]
+        for pid in serving:
+            _signal(pid, signal.SIGKILL)
+        return len(serving)
+
     def stop(self) -> None:
         # Each connection is a child that detaches (setsid) from the listener,
         # and killing the listener leaves it running: end the whole tree.
@@ -123,8 +135,10 @@ class SshServer:
             self.process.wait()
 
 
-def start_sshd(directory: Path, address: str = "127.0.0.1") -> SshServer:
-    """Start sshd on a free port of `address`, with fresh keys in `directory`."""
+def start_sshd(directory: Path, address: str = "127.0.0.1", *, forwarding: str = "no") -> SshServer:
+    """Start sshd on a free port of `address`, with fresh keys in `directory`.
+    `forwarding` is sshd's AllowTcpForwarding: builder hosts need "remote"
+    for the reverse forward that carries the buildroot repo; hubs need none."""
     if not SSHD.exists():
         pytest.skip(f"{SSHD} is missing (install openssh-server)")
     _ensure_privsep_dir()
@@ -137,7 +151,8 @@ def start_sshd(directory: Path, address: str = "127.0.0.1") -> SshServer:
     for _ in range(_START_ATTEMPTS):
         port = _free_port(address)
         config = directory / "sshd_config"
-        config.write_text(_CONFIG.format(address=address, port=port, dir=directory, user=user))
+        config.write_text(_CONFIG.format(address=address, port=port, dir=directory, user=user,
+                                         forwarding=forwarding))
         with open(log, "ab") as out:
             process = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
                                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -152,17 +167,25 @@ def start_sshd(directory: Path, address: str = "127.0.0.1") -> SshServer:
 
 
 @pytest.fixture
-def ssh_host(tmp_path_factory) -> Iterator[Callable[..., SshHost]]:
-    """ssh_host(address="127.0.0.1") -> SshHost: a real sshd for this test,
-    one per call (builder tests start several), all stopped at teardown."""
+def ssh_server(tmp_path_factory) -> Iterator[Callable[..., SshServer]]:
+    """ssh_server(address="127.0.0.1", forwarding="no") -> SshServer: a real
+    sshd for this test, one per call (builder tests start several, e.g. on
+    127.0.0.2 and 127.0.0.3, each with its own keys), all stopped at teardown."""
     servers: list[SshServer] = []
 
-    def start(address: str = "127.0.0.1") -> SshHost:
-        servers.append(start_sshd(tmp_path_factory.mktemp(f"sshd-{address}"), address))
-        return servers[-1].host
+    def start(address: str = "127.0.0.1", *, forwarding: str = "no") -> SshServer:
+        servers.append(start_sshd(tmp_path_factory.mktemp(f"sshd-{address}"), address, forwarding=forwarding))
+        return servers[-1]
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def ssh_host(ssh_server) -> Callable[..., SshHost]:
+    """ssh_host(address="127.0.0.1", forwarding="no") -> SshHost: how to
+    reach a fresh sshd (see `ssh_server`)."""
+    return lambda address="127.0.0.1", **options: ssh_server(address, **options).host
 
 
 def _ensure_privsep_dir() -> None:
@@ -213,6 +236,13 @@ def _descendants(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+def _command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:

@@ -65,7 +65,8 @@ def test_submit_then_list_and_show_in_json(queue, make_srpm):
     shown = queue("--json", "show", summary["id"][:7]).json
     assert shown["id"] == summary["id"]
     assert [e["op"] for e in shown["events"]] == ["submit"]
-    assert shown["tasks"] == [{"arch": os.uname().machine, "state": "queued", "host": None, "attempts": []}]
+    assert shown["tasks"] == [{"arch": os.uname().machine, "state": "queued", "host": None, "attempts": [],
+                              "logs": {}}]
     srpm = shown["artifacts"][0]
     assert srpm["arch"] == "src" and len(srpm["sha256"]) == 64 and srpm["signed_by"] is None
     assert shown["buildrequires"] == ["gcc"]

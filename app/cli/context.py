@@ -13,7 +13,7 @@ import sys
 from functools import cached_property
 from typing import Any
 
-from app import config, identity
+from app import builders, config, identity, waits
 from app.admin import Admin
 from app.errors import UsageError
 from app.index import Index
@@ -21,7 +21,7 @@ from app.queue import Queue
 from app.submit import Submitter
 from app.sync import Syncer
 from backends.base import Person
-from backends.factory import Backends, git_config, machine_arch
+from backends.factory import Backends, RepoService, build_tool, git_config, machine_arch, open_transport
 
 
 class Context:
@@ -72,6 +72,27 @@ class Context:
     def syncer(self) -> Syncer:
         b = self.backends
         return Syncer(b.store, b.transport, b.merger, self.actor)
+
+    @cached_property
+    def settings(self) -> builders.RunnerSettings:
+        """The builders (the embedded local one when none are declared)."""
+        where = self.config.path or "the local config"
+        return builders.settings(self.config.values, where, machine_arch(), self.paths.work)
+
+    @cached_property
+    def repo_service(self) -> RepoService:
+        return RepoService(self.paths.repos)
+
+    def connect(self, builder: builders.Builder):
+        return open_transport(builder.transport, builder.host, builder.port, builder.user, builder.key,
+                              builder.known_hosts)
+
+    @property
+    def live_root(self) -> str:
+        return f"{self.paths.artifacts}/live"
+
+    def runner_status(self) -> dict | None:
+        return waits.read_status(waits.status_path(self.backends.store.index_dir()))
 
     def ready(self) -> None:
         """Make sure there is a queue to work on; the embedded default is

@@ -13,10 +13,6 @@ from app.errors import NotAvailable
 PENDING = {
     "sign": "signing RPMs (the release path)",
     "push": "the testing and stable repos (the release path)",
-    "rescue": "re-importing build results (the builders)",
-    "log": "build logs (the builders)",
-    "run": "the build runner (the builders)",
-    "builders": "builder hosts (the builders)",
     "publish": "repo publishing (the release path)",
     "repo-file": "published repos (the release path)",
     "key": "signing keys (the release path)",

@@ -1,0 +1,57 @@
+"""The private buildroot repo of each target: every build from `built` on.
+
+A build is in its target's buildroot repo from the moment it is built until
+it is withdrawn or superseded, so that packages which need it can build
+before it is released. Scratch builds never are. The repo's content is
+derived from the queue, never edited by hand: `publish` makes
+`<repos>/<target>/buildroot/` hold exactly the binary RPMs of those builds
+(createrepo_c, incremental) and answers which builds it holds, which the
+runner records on every task it starts.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from app import builds, tasks
+from app.index import Filters, Index
+from app.model import State
+from backends.base import Publisher, Snapshot
+
+IN_BUILDROOT = (State.BUILT, State.HELD, State.NEEDSIGN, State.SIGNED, State.TESTING, State.TESTED,
+                State.STABLE)
+# A build that --after waits for, in one of these, will never get there.
+NEVER = frozenset({State.FAILED, State.CANCELLED, State.WITHDRAWN, State.SUPERSEDED})
+
+
+def repo_dir(root: str, target: str) -> str:
+    return os.path.join(root, target, "buildroot")
+
+
+class Buildroots:
+    def __init__(self, index: Index, publisher: Publisher, root: str,
+                 note: Callable[[str], None] = lambda line: None) -> None:
+        self.index, self.publisher, self.root, self.note = index, publisher, root, note
+        self.members: dict[str, tuple[str, ...]] = {}  # target -> build ids, as last published
+
+    def publish(self, snap: Snapshot) -> dict[str, tuple[str, ...]]:
+        """Bring every target's buildroot repo up to `snap` (the index must be
+        refreshed to it); returns the build ids each now holds."""
+        wanted: dict[str, dict[str, str]] = {t: {} for t in builds.target_names(snap)}
+        members: dict[str, list[str]] = {t: [] for t in wanted}
+        for row in self.index.rows(Filters(states=tuple(map(str, IN_BUILDROOT)))):
+            if row["scratch"] or row["target"] not in wanted:
+                continue
+            view = builds.load_build(snap, row["id"])
+            members[row["target"]].append(view.id)
+            for rpm in tasks.rpms(view):
+                wanted[row["target"]].setdefault(rpm.name, rpm.sha256)
+        for target, files in wanted.items():
+            result = self.publisher.publish(repo_dir(self.root, target), files)
+            if result.changed:
+                self.note(f"buildroot {target}: +{len(result.added)} -{len(result.removed)} packages")
+        self.members = {t: tuple(sorted(ids)) for t, ids in members.items()}
+        return self.members
+
+    def holds(self, target: str, build_id: str) -> bool:
+        return build_id in self.members.get(target, ())

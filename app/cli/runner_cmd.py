@@ -1,0 +1,172 @@
+"""The builders' commands: `run`, `builders`, `log` and `rescue`."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from app import logs, waits
+from app.buildroot import Buildroots
+from app.cli.context import Context
+from app.cli.progress import Bars
+from app.errors import SluiceError
+from app.rescue import rescue
+from app.runner import Runner, Wiring
+from backends.factory import build_tool
+
+
+def register(commands, common) -> None:
+    p = commands.add_parser("run", parents=[common], help="build queued tasks on the configured builders")
+    p.add_argument("--once", action="store_true", help="stop when nothing more can start now")
+    p.set_defaults(handler=run)
+
+    p = commands.add_parser("builders", parents=[common], help="list the builders (--check: reach each one)")
+    p.add_argument("--check", action="store_true",
+                   help="connect, verify the host key, check the build tool and free disk")
+    p.set_defaults(handler=list_builders)
+
+    p = commands.add_parser("log", parents=[common], help="a task's build log (live with --follow)")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--arch", metavar="A", help="which task (default: the building or failed one)")
+    p.add_argument("--file", default=logs.OUTPUT, metavar="NAME",
+                   help="output (default: what the build printed), build.log, root.log or state.log")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing while the task builds")
+    p.set_defaults(handler=show_log)
+
+    p = commands.add_parser("rescue", parents=[common],
+                            help="import a failed-to-import build's results again, without a rebuild")
+    p.add_argument("id", metavar="ID")
+    p.set_defaults(handler=rescue_build)
+
+
+def runner(ctx: Context, bars: Bars) -> Runner:
+    b = ctx.backends
+    wiring = Wiring(ctx.connect, build_tool, ctx.repo_service.port, bars)
+    buildroots = Buildroots(ctx.index, b.publisher, ctx.paths.repos, ctx.note)
+    return Runner(b.store, ctx.index, ctx.queue, b.artifacts, b.reader, ctx.settings, wiring, buildroots,
+                  ctx.live_root, waits.status_path(b.store.index_dir()), ctx.note)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.ready()
+    settings = ctx.settings
+    if settings.embedded:
+        ctx.note(f"no [[builder]] in the local config: building here with {settings.builders[0].tool}")
+    if any(b.tool == "rpmbuild" for b in settings.builders):
+        ctx.note("warning: rpmbuild builders are not isolated (no mock chroot); "
+                 "BuildRequires come from the buildroot repo into a private rpmdb")
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        runner(ctx, Bars()).run(once=args.once, stop=stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        ctx.repo_service.stop()
+    return 0
+
+
+def list_builders(ctx: Context, args: argparse.Namespace) -> int:
+    settings = ctx.settings
+    status = {b["name"]: b for b in (ctx.runner_status() or {}).get("builders", [])} \
+        if ctx.paths.repo and ctx.backends else {}
+    checks = _check_all(ctx, settings.builders) if args.check else {}
+    rows = []
+    for builder in settings.builders:
+        live = status.get(builder.name, {})
+        row = {"name": builder.name, "transport": builder.transport, "host": builder.host,
+               "port": builder.port, "user": builder.user, "tool": builder.tool, "arches": list(builder.arches),
+               "slots": builder.slots, "busy": live.get("busy"), "state": live.get("state")}
+        if args.check:
+            row["check"] = checks[builder.name]
+        rows.append(row)
+    if ctx.json:
+        ctx.emit(rows)
+    else:
+        for builder, row in zip(settings.builders, rows):
+            state = f"  [{row['state']}, {row['busy']}/{builder.slots} busy]" if row["state"] else ""
+            ctx.out(builder.describe() + state)
+            if args.check:
+                problems = row["check"]["problems"]
+                ctx.out("  ok: " + row["check"]["summary"] if not problems else
+                        "\n".join(f"  PROBLEM: {p}" for p in problems))
+    return 1 if any(r.get("check", {}).get("problems") for r in rows) else 0
+
+
+def _check_all(ctx: Context, builders) -> dict[str, dict]:
+    """Check every builder at once (a host that times out holds up no other)."""
+    found: dict[str, dict] = {}
+
+    def check(builder) -> None:
+        problems, summary = [], ""
+        try:
+            host = ctx.connect(builder)
+            try:
+                tool = build_tool(builder.tool)
+                if host.run(tool.probe()).status != 0:
+                    problems.append(f"{builder.tool} is missing or broken on {builder.host}: install it, "
+                                    "or set tool = \"rpmbuild\" for this builder")
+                df = host.run(["sh", "-c", 'mkdir -p -- "$1" && df -Pk -- "$1" | tail -n 1', "sh",
+                               builder.workdir])
+                fields = df.stdout.decode(errors="replace").split()
+                free = int(fields[3]) // (1024 * 1024) if df.status == 0 and len(fields) > 3 else None
+                if free is None:
+                    problems.append(f"cannot use workdir {builder.workdir} on {builder.host}")
+                elif free < 5:
+                    problems.append(f"only {free} GB free in {builder.workdir} on {builder.host}; builds need more")
+                summary = f"host key verified, {builder.tool} found, {free} GB free in {builder.workdir}"
+            finally:
+                host.close()
+        except SluiceError as exc:
+            problems.append(str(exc))
+        found[builder.name] = {"problems": problems, "summary": summary}
+
+    threads = [threading.Thread(target=check, args=(b,)) for b in builders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return found
+
+
+def show_log(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.ready()
+    view = ctx.queue.view(args.id)
+    ref = logs.locate(view, args.arch, args.file, ctx.live_root, ctx.backends.artifacts)
+
+    def write(chunk: bytes) -> None:
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+
+    if not ref.live:
+        logs.copy(ref.path, write)
+    elif not args.follow:
+        logs.copy(ref.path, write)
+        ctx.note(f"{view.record.short} is still building on {ref.arch}; --follow keeps printing")
+    else:
+        n = len(_attempts(view, ref.arch))
+        logs.follow(ref.path, lambda: _ended(ctx, view.id, ref.arch, n), write)
+    return 0
+
+
+def _attempts(view, arch):
+    from app import tasks
+    return tasks.attempts(view).get(arch, [])
+
+
+def _ended(ctx: Context, build_id: str, arch: str, n: int) -> bool:
+    view = ctx.queue.view(build_id)
+    attempts = _attempts(view, arch)
+    return len(attempts) > n or (bool(attempts) and attempts[-1].ended is not None) or \
+        view.tasks.get(arch) != "building"
+
+
+def rescue_build(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.ready()
+    b = ctx.backends
+    view = rescue(ctx.queue, args.id, ctx.settings, ctx.connect, b.artifacts, b.reader, Bars())
+    if ctx.json:
+        ctx.emit(view.summary())
+    else:
+        ctx.out(f"rescued {view.record.nvr} ({view.record.short}): {view.state}")
+    return 0

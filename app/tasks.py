@@ -1,0 +1,174 @@
+"""Per-arch tasks, their attempts and the build's artifacts, read off events.
+
+The runner writes one `start` event when it claims a task and one `finish`
+event when the attempt ends, each carrying `data.attempt`:
+
+    start:  {"tasks": {arch: "building"},
+             "attempt": {"n", "builder", "host", "started", "resultdir"},
+             "buildroot": [ids of the builds in the target's buildroot repo]}
+    finish: {"tasks": {arch: "built" | "failed" | "failed-to-import" | "queued"},
+             "attempt": {... "ended", "exit", "log", "error"},
+             "artifacts": [{"name", "arch", "sha256", "size"}],
+             "logs": {"build.log": sha256, ...}, "missing": [BuildRequires]}
+    rescue: {"tasks": {arch: "built"}, "artifacts": [...], "logs": {arch: {...}}}
+
+Events arrive from other clones, so everything here reads `data` defensively:
+a malformed entry is skipped, never trusted. Nothing derived is stored.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from app.model import ARCH, Op
+
+if TYPE_CHECKING:
+    from app.lifecycle import BuildView
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+# What a result file may be called: a plain name, never a path.
+RESULT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~^-]{0,254}")
+
+
+def safe_name(name: str) -> bool:
+    return bool(RESULT_NAME.fullmatch(name)) and ".." not in name
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    arch: str
+    sha256: str
+    size: int
+    signed_by: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "arch": self.arch, "sha256": self.sha256, "size": self.size,
+                "signed_by": self.signed_by}
+
+
+@dataclass(frozen=True)
+class Attempt:
+    n: int
+    builder: str
+    host: str
+    started: str
+    resultdir: str = ""
+    ended: str | None = None
+    exit: int | None = None
+    log: str | None = None  # sha256 of the streamed log
+    error: str = ""
+    result: str | None = None  # the task state this attempt ended in
+
+    def to_json(self) -> dict[str, Any]:
+        return {"n": self.n, "builder": self.builder, "host": self.host, "started": self.started,
+                "ended": self.ended, "exit": self.exit, "log": self.log, "error": self.error,
+                "result": self.result, "resultdir": self.resultdir}
+
+
+def attempts(view: "BuildView") -> dict[str, list[Attempt]]:
+    """Every attempt per arch, oldest first, over the build's whole life."""
+    found: dict[str, list[Attempt]] = {arch: [] for arch in view.record.arches}
+    for stored in view.events:
+        event, arch = stored.event, stored.event.arch
+        if arch not in found or not isinstance(event.data.get("attempt"), dict):
+            continue
+        doc = event.data["attempt"]
+        if event.op is Op.START:
+            found[arch].append(Attempt(_int(doc, "n") or len(found[arch]) + 1, _str(doc, "builder"),
+                                       _str(doc, "host"), _str(doc, "started") or event.at, _str(doc, "resultdir")))
+        elif event.op is Op.FINISH and found[arch]:
+            found[arch][-1] = replace(found[arch][-1], ended=_str(doc, "ended") or event.at,
+                                      exit=_int(doc, "exit"), log=_sha(doc.get("log")),
+                                      error=_str(doc, "error"), result=str(event.tasks.get(arch, "")) or None)
+    return found
+
+
+def current_round(view: "BuildView", arch: str) -> list[Attempt]:
+    """The attempts since the build was last (re)submitted: what counts
+    against the runner's limit."""
+    rounds = [n for n, s in enumerate(view.events) if s.event.op in (Op.SUBMIT, Op.RESUBMIT)]
+    since = view.events[rounds[-1]].event.at if rounds else ""
+    return [a for a in attempts(view).get(arch, []) if a.started >= since]
+
+
+def artifacts(view: "BuildView") -> list[Artifact]:
+    """The SRPM and what the current round's built tasks produced."""
+    srpm = view.record.srpm
+    found = [Artifact(str(srpm.get("name")), "src", str(srpm.get("sha256")), _int(srpm, "size") or 0)]
+    for stored in _since_last_submit(view):
+        if stored.event.op in (Op.FINISH, Op.RESCUE):
+            found += parse_artifacts(stored.event.data.get("artifacts"))
+    return list({(a.name, a.sha256): a for a in found}.values())
+
+
+def logs(view: "BuildView", arch: str) -> dict[str, str]:
+    """The log files of the task's last finished attempt (name -> sha256):
+    the tool's own logs and `output`, the stream the build printed."""
+    found: dict[str, str] = {}
+    for stored in view.events:
+        event = stored.event
+        if event.op is Op.FINISH and event.arch == arch:
+            docs = event.data.get("logs")
+            attempt = event.data.get("attempt")
+            found = _log_files(docs)
+            if isinstance(attempt, dict) and _sha(attempt.get("log")):
+                found["output"] = attempt["log"]
+        elif event.op is Op.RESCUE and isinstance(event.data.get("logs"), dict) and arch in event.data["logs"]:
+            found = {**found, **_log_files(event.data["logs"][arch])}
+    return found
+
+
+def _log_files(docs: Any) -> dict[str, str]:
+    if not isinstance(docs, dict):
+        return {}
+    return {str(k): v for k, v in docs.items() if safe_name(str(k)) and _sha(v)}
+
+
+def buildroot_of(view: "BuildView") -> dict[str, list[str]]:
+    """Per arch, the build ids that were in the buildroot repo when the
+    task's last attempt started."""
+    found: dict[str, list[str]] = {}
+    for stored in view.events:
+        event = stored.event
+        if event.op is Op.START and event.arch and isinstance(event.data.get("buildroot"), list):
+            found[event.arch] = [i for i in event.data["buildroot"] if isinstance(i, str)]
+    return found
+
+
+def parse_artifacts(value: Any) -> list[Artifact]:
+    if not isinstance(value, list):
+        return []
+    found = []
+    for doc in value:
+        if isinstance(doc, dict) and safe_name(str(doc.get("name"))) and _sha(doc.get("sha256")) \
+                and isinstance(doc.get("arch"), str) and (ARCH.fullmatch(doc["arch"]) or doc["arch"] == "src"):
+            found.append(Artifact(doc["name"], doc["arch"], doc["sha256"], _int(doc, "size") or 0))
+    return found
+
+
+def rpms(view: "BuildView") -> list[Artifact]:
+    """The binary RPMs of a built build: what its buildroot repo gets."""
+    return [a for a in artifacts(view) if a.arch != "src" and a.name.endswith(".rpm")
+            and not a.name.endswith(".src.rpm")]
+
+
+def _since_last_submit(view: "BuildView") -> Iterable:
+    events = list(view.events)
+    rounds = [n for n, s in enumerate(events) if s.event.op in (Op.SUBMIT, Op.RESUBMIT)]
+    return events[rounds[-1]:] if rounds else events
+
+
+def _str(doc: Mapping[str, Any], key: str) -> str:
+    value = doc.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _int(doc: Mapping[str, Any], key: str) -> int | None:
+    value = doc.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _sha(value: Any) -> str | None:
+    return value if isinstance(value, str) and SHA256.fullmatch(value) else None

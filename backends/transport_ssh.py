@@ -1,0 +1,441 @@
+"""The `ssh` builder transport: one paramiko connection per builder host.
+
+Why it looks the way it does:
+
+- Host keys: only the known_hosts file named in the builder's config is
+  read (never ~/.ssh or /etc/ssh) and an unknown or changed key is refused,
+  never learned: a build host receives sources and returns binaries that get
+  signed, so a spoofed one is a supply-chain attack. The refusal shows the
+  fingerprint the way `ssh-keygen -l` does, so that it can be compared with
+  what the host's admin reads on the host.
+- Quoting: a command is `shlex.join` of its argv, wrapped in
+  `exec sh -c '…; exec "$@"' sh ARGV…`, so no package-controlled string ever
+  reaches the remote shell unquoted.
+- Process groups: sshd calls setsid() for a session without a pty, so the
+  wrapper's `$$` is the id of the command's own process group. The wrapper
+  prints it on a marker line that the transport strips; cancel kills that
+  group over a new channel, because closing a channel without a pty leaves
+  the remote command running.
+- Dead connections: paramiko keepalives keep data flowing and TCP_USER_TIMEOUT
+  makes the kernel give up on a peer that stopped acknowledging it, so a
+  build on a vanished host ends in `Disconnected` instead of a hang.
+- The buildroot repo reaches the host through a reverse port forward on the
+  same connection: no repo server has to be exposed to the network.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import select
+import shlex
+import socket
+import tempfile
+import threading
+import time
+from typing import Sequence
+
+import paramiko
+
+from backends.base import BackendError, Completed, Disconnected, HostKeyRefused, Progress
+from backends.transport_local import KILL_GRACE, TERM_GRACE, _check_argv
+
+_MARKER = re.compile(rb"SLUICE-PGID (\d+)\n")
+_WRAP = 'printf "SLUICE-PGID %s\\n" "$$"{redirect}; exec "$@"'
+# Ends group $1: TERM, $2 polls (~0.12 s each) for it to go, KILL, $3 polls. A group is
+# alive while a non-zombie process has it as its pgrp (field 5 of stat).
+_END_GROUP = """\
+alive() { cat /proc/[0-9]*/stat 2>/dev/null |
+  awk -v g="$1" '{ sub(/^.*\\) /, ""); if ($3 == g && $1 != "Z") f = 1 } END { exit !f }'; }
+n=$2
+for sig in TERM KILL; do
+  kill -s "$sig" -- "$1" 2>/dev/null || exit 0
+  i=0; while alive "$1"; do i=$((i + 1)); [ "$i" -gt "$n" ] && break; sleep 0.1; done
+  alive "$1" || exit 0
+  n=$3
+done
+exit 1
+"""
+
+
+class SshProcess:
+    """A build on a builder host; see `backends.base.Process`. `pgid` is its
+    process group on the host."""
+
+    def __init__(self, owner: "SshTransport", channel: paramiko.Channel, pgid: int,
+                 pending: bytes, argv: Sequence[str]) -> None:
+        self.owner, self.channel, self.pgid, self.argv = owner, channel, pgid, tuple(argv)
+        self._pending = pending
+
+    def read(self, timeout: float) -> bytes | None:
+        if self._pending:
+            chunk, self._pending = self._pending, b""
+            return chunk
+        self.channel.settimeout(max(timeout, 0.0))
+        try:
+            chunk = self.channel.recv(65536)
+        except socket.timeout:
+            return None
+        if not chunk and _dropped(self.channel):
+            raise self.owner._lost(self.argv)
+        return chunk
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit status; -1 when a signal ended it (paramiko does not report which)."""
+        if not self.channel.status_event.wait(timeout):
+            return None
+        if _dropped(self.channel):
+            raise self.owner._lost(self.argv)
+        return self.channel.exit_status
+
+    def kill(self) -> None:
+        """End the group over a new channel (reconnecting if the old one died)."""
+        try:
+            self.owner.end_group(self.pgid)
+        finally:
+            self.channel.close()
+
+
+class SshTransport:
+    """A builder host over SSH; see `backends.base.Transport`.
+
+    Thread-safe: a runner may run several builds on one host at once; they
+    share the connection, each on its own channel."""
+
+    def __init__(self, host: str, port: int, user: str, key: str, known_hosts: str, *,
+                 connect_timeout: float = 10, keepalive: int = 5) -> None:
+        self.host, self.port, self.user = host, port, user
+        self.key, self.known_hosts = str(key), str(known_hosts)
+        self.connect_timeout, self.keepalive = connect_timeout, keepalive
+        self._lock = threading.RLock()  # guards the connection; held briefly
+        self._sftp_lock = threading.Lock()  # one transfer at a time on the shared SFTP session
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._forwards: dict[int, int] = {}
+
+    @property
+    def address(self) -> str:
+        """The host as OpenSSH's known_hosts names it: `[host]:port` unless port 22."""
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+    # ------------------------------------------------------------ commands
+
+    def run(self, argv: Sequence[str], timeout: float = 60.0) -> Completed:
+        """Run to the end; a command still running after `timeout` has its
+        process group killed and raises BackendError."""
+        return self._run(argv, timeout, stop=True)
+
+    def _run(self, argv: Sequence[str], timeout: float, *, stop: bool) -> Completed:
+        channel = self._exec(argv, combine=False)
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout
+        while True:
+            while channel.recv_ready():
+                out += channel.recv(65536)
+            while channel.recv_stderr_ready():
+                err += channel.recv_stderr(65536)
+            if channel.status_event.is_set() and not (channel.recv_ready() or channel.recv_stderr_ready()):
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                channel.close()
+                found = _MARKER.search(err)
+                if found and stop:
+                    self.end_group(int(found.group(1)))
+                raise BackendError(f"{argv[0]} did not finish within {timeout:g} s on {self.host} and was stopped",
+                                   "raise the timeout or look at why the command hangs on the host",
+                                   command=argv, output=(out + err).decode(errors="replace"))
+            select.select([channel], [], [], min(left, 0.5))
+        channel.close()
+        if _dropped(channel):
+            raise self._lost(argv)
+        return Completed(channel.exit_status, bytes(out), _MARKER.sub(b"", bytes(err), count=1))
+
+    def start(self, argv: Sequence[str]) -> SshProcess:
+        """Start a build; returns once the host reported its process group."""
+        channel = self._exec(argv, combine=True)
+        seen = b""
+        deadline = time.monotonic() + self.connect_timeout
+        while not (found := _MARKER.search(seen)):
+            channel.settimeout(max(deadline - time.monotonic(), 0.01))
+            try:
+                chunk = channel.recv(65536)
+            except socket.timeout:
+                chunk = b""
+            if not chunk:
+                channel.close()
+                if _dropped(channel):
+                    raise self._lost(argv)
+                raise BackendError(f"{argv[0]} did not start on {self.host}",
+                                   "check that the builder's login shell is POSIX and /bin/sh exists there",
+                                   command=argv, output=seen.decode(errors="replace"))
+            seen += chunk
+        return SshProcess(self, channel, int(found.group(1)), seen[:found.start()] + seen[found.end():], argv)
+
+    def end_group(self, pgid: int) -> None:
+        """TERM, then KILL, process group `pgid` on the host; within ~5 s."""
+        polls = [str(int(grace / 0.12)) for grace in (TERM_GRACE, KILL_GRACE)]
+        command = ["sh", "-c", _END_GROUP, "sh", str(pgid), *polls]
+        result = self._run(command, TERM_GRACE + KILL_GRACE + 0.5, stop=False)
+        if result.status != 0:
+            raise BackendError(f"processes of group {pgid} on {self.host} survived SIGKILL",
+                               f"look at them on the host: ps -g {pgid} -o pid,stat,wchan,cmd",
+                               command=command, status=result.status, output=result.stderr.decode(errors="replace"))
+
+    def _exec(self, argv: Sequence[str], *, combine: bool) -> paramiko.Channel:
+        _check_argv(argv)
+        wrap = _WRAP.format(redirect="" if combine else " >&2")
+        command = shlex.join(["exec", "sh", "-c", wrap, "sh", *argv])
+        for attempt in (1, 2):
+            transport = self._transport()
+            try:
+                channel = transport.open_session(timeout=self.connect_timeout)
+                channel.set_combine_stderr(combine)
+                channel.exec_command(command)
+                channel.shutdown_write()  # a build reads no input: give it EOF
+                return channel
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                if attempt == 2 or transport.is_active():
+                    raise self._lost(argv, exc) from exc
+                self._drop()
+        raise AssertionError("unreachable")
+
+    # --------------------------------------------------------------- files
+
+    def put(self, local: str, remote: str, progress: Progress | None = None) -> None:
+        """Upload to a temporary name beside `remote`, renamed when whole."""
+        temp = f"{os.path.dirname(remote) or '.'}/.{os.path.basename(remote)}.{secrets.token_hex(4)}.part"
+        with self._sftp_lock:
+            sftp = self._sftp_session()
+            try:
+                sftp.put(local, temp, callback=progress, confirm=True)
+                sftp.posix_rename(temp, remote)
+            except (OSError, paramiko.SSHException, EOFError) as exc:
+                _quietly(sftp.remove, temp)
+                raise self._file_error("upload", local, f"{self.host}:{remote}", exc) from exc
+
+    def get(self, remote: str, local: str, progress: Progress | None = None) -> None:
+        """Download to a temporary file beside `local`, renamed when whole."""
+        directory = os.path.dirname(os.path.abspath(local))
+        try:
+            fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(local)}.", suffix=".part")
+        except OSError as exc:
+            raise BackendError(f"cannot write into {directory}: {exc.strerror}",
+                               "check that the folder exists and is writable") from exc
+        os.close(fd)
+        try:
+            with self._sftp_lock:
+                try:
+                    self._sftp_session().get(remote, temp, callback=progress)
+                except (OSError, paramiko.SSHException, EOFError) as exc:
+                    raise self._file_error("download", f"{self.host}:{remote}", local, exc) from exc
+            os.chmod(temp, 0o644)
+            os.replace(temp, local)
+        finally:
+            _quietly(os.unlink, temp)
+
+    def _sftp_session(self) -> paramiko.SFTPClient:
+        transport = self._transport()
+        channel = self._sftp.get_channel() if self._sftp else None
+        if channel is None or channel.closed or channel.get_transport() is not transport:
+            try:
+                self._sftp = paramiko.SFTPClient.from_transport(transport)
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                if not transport.is_active():
+                    raise self._lost(["sftp"], exc) from exc
+                raise BackendError(f"{self.host} refused an SFTP session ({exc})",
+                                   "enable the SFTP subsystem in the host's sshd_config "
+                                   "(`Subsystem sftp internal-sftp`)") from exc
+        assert self._sftp is not None
+        return self._sftp
+
+    def _file_error(self, what: str, source: str, target: str, exc: BaseException) -> BackendError:
+        if not self._alive():
+            return self._lost(["sftp", what, source], exc)
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return BackendError(f"cannot {what} {source} to {target}: {reason}",
+                            "check that the file exists and the target folder exists and is writable")
+
+    # ------------------------------------------------------------- forward
+
+    def forward(self, local_port: int) -> int:
+        """Ask the host's sshd to listen on 127.0.0.1:<port> there and carry
+        each connection back here to 127.0.0.1:`local_port`. A forward lives
+        as long as its connection: call this again for each build."""
+        with self._lock:
+            transport = self._transport()
+            if local_port in self._forwards:
+                return self._forwards[local_port]
+
+            def handler(channel: paramiko.Channel, origin: tuple, server: tuple) -> None:
+                # Called on paramiko's transport thread: never block it.
+                threading.Thread(target=_pump, args=(channel, local_port), daemon=True,
+                                 name=f"sluice-forward-{local_port}").start()
+            try:
+                remote = transport.request_port_forward("127.0.0.1", 0, handler)
+            except paramiko.SSHException as exc:
+                if not transport.is_active():
+                    raise self._lost(["forward", str(local_port)], exc) from exc
+                raise BackendError(f"{self.host} refused to forward a port back to this machine ({exc})",
+                                   "set `AllowTcpForwarding remote` (or yes) in the host's sshd_config "
+                                   "for this user, or sync the buildroot repo to the host instead") from exc
+            self._forwards[local_port] = remote
+            return remote
+
+    # ---------------------------------------------------------- connection
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _alive(self) -> bool:
+        transport = self._client.get_transport() if self._client else None
+        return transport is not None and transport.is_active()
+
+    def _transport(self) -> paramiko.Transport:
+        """The live connection, opened now if there is none or it dropped."""
+        with self._lock:
+            if not self._alive():
+                self._drop()
+                self._client = self._connect()
+            transport = self._client.get_transport()  # type: ignore[union-attr]
+            assert transport is not None
+            return transport
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._client, self._sftp = None, None
+        self._forwards.clear()
+
+    def _connect(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        try:
+            client.load_host_keys(self.known_hosts)
+        except FileNotFoundError:
+            pass  # no key is known: the refusal below says how to add one
+        except OSError as exc:
+            raise HostKeyRefused(f"cannot read known_hosts file {self.known_hosts}: {exc.strerror}",
+                                 "fix the `known_hosts` path in the builder's config") from exc
+        client.set_missing_host_key_policy(_Refuse())
+        try:
+            pkey = paramiko.PKey.from_path(self.key)
+        except (OSError, paramiko.SSHException, ValueError) as exc:
+            raise Disconnected(f"cannot load the SSH key {self.key} for {self.host}: {exc}",
+                               "give the builder a readable private key without a passphrase") from exc
+        sock = self._socket()
+        try:
+            client.connect(self.host, self.port, username=self.user, pkey=pkey, sock=sock,
+                           timeout=self.connect_timeout, banner_timeout=self.connect_timeout,
+                           auth_timeout=self.connect_timeout, allow_agent=False, look_for_keys=False)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            client.close()
+            sock.close()
+            raise self._refusal(exc) from exc
+        except BaseException:
+            client.close()
+            sock.close()
+            raise
+        client.get_transport().set_keepalive(self.keepalive)  # type: ignore[union-attr]
+        return client
+
+    def _socket(self) -> socket.socket:
+        where = f"{self.host}:{self.port}"
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        except ConnectionRefusedError as exc:
+            raise Disconnected(f"nothing listens for SSH on {where} (connection refused)",
+                               "check that sshd runs on the builder and that its port is right in the config") from exc
+        except TimeoutError as exc:
+            raise Disconnected(f"{where} did not answer within {self.connect_timeout:g} s",
+                               "check that the builder is up and reachable from here") from exc
+        except OSError as exc:
+            raise Disconnected(f"cannot reach {where}: {exc.strerror or exc}",
+                               "check the host name and the network") from exc
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux: give up on unacknowledged data
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 1000 * max(30, 6 * self.keepalive))
+        return sock
+
+    def _refusal(self, exc: Exception) -> BackendError:
+        where = f"{self.user}@{self.host}:{self.port}"
+        if isinstance(exc, _UnknownHostKey):
+            return HostKeyRefused(
+                f"the host key of {self.address} is not in {self.known_hosts}; it offered "
+                f"{exc.key.get_name()} {exc.key.fingerprint}",
+                f"compare that fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` run on the "
+                f"builder itself, and if they match add it: ssh-keyscan -p {self.port} {self.host} "
+                f">> {self.known_hosts}")
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return HostKeyRefused(
+                f"the host key of {self.address} has changed: {self.known_hosts} expects "
+                f"{exc.expected_key.get_name()} {exc.expected_key.fingerprint}, the host offered "
+                f"{exc.key.get_name()} {exc.key.fingerprint}; this is a possible man-in-the-middle attack",
+                "do not build there until the host's admin confirms the new key; then replace its line "
+                f"(ssh-keygen -R '{self.address}' -f {self.known_hosts})")
+        if isinstance(exc, paramiko.AuthenticationException):
+            return Disconnected(f"{where} did not accept the key {self.key}",
+                                f"add {self.key}.pub to {self.user}'s authorized_keys on the builder")
+        return Disconnected(f"the SSH handshake with {where} failed: {str(exc) or type(exc).__name__}",
+                            f"check that an SSH server answers there: ssh -p {self.port} {self.user}@{self.host}")
+
+    def _lost(self, argv: Sequence[str], exc: BaseException | None = None) -> Disconnected:
+        detail = f" ({exc})" if exc and str(exc) else ""
+        return Disconnected(f"the connection to {self.host}:{self.port} dropped{detail}",
+                            "the task can be retried on this or another builder", command=argv)
+
+
+class _UnknownHostKey(paramiko.SSHException):
+    def __init__(self, hostname: str, key: paramiko.PKey) -> None:
+        super().__init__(f"{hostname} is not in known_hosts")
+        self.key = key
+
+
+class _Refuse(paramiko.RejectPolicy):
+    """RejectPolicy that keeps the offered key, so the refusal can show it."""
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise _UnknownHostKey(hostname, key)
+
+
+def _dropped(channel: paramiko.Channel) -> bool:
+    """Closed without an exit status or signal because the connection died."""
+    transport = channel.get_transport()
+    return channel.exit_status == -1 and (transport is None or not transport.is_active())
+
+
+def _quietly(action, path: str) -> None:
+    try:
+        action(path)
+    except (OSError, paramiko.SSHException, EOFError):
+        pass
+
+
+def _pump(channel: paramiko.Channel, local_port: int) -> None:
+    """Carry one forwarded connection both ways until both sides are done."""
+    try:
+        sock = socket.create_connection(("127.0.0.1", local_port), timeout=5)
+    except OSError:
+        channel.close()
+        return
+    sock.settimeout(None)
+    open_ends = {sock, channel}
+    try:
+        while open_ends and channel.get_transport() and channel.get_transport().is_active():
+            ready, _, _ = select.select(list(open_ends), [], [], 1.0)
+            for end in ready:
+                data = end.recv(65536)
+                other = channel if end is sock else sock
+                if data:
+                    other.sendall(data)
+                    continue
+                open_ends.discard(end)
+                if other is channel:
+                    channel.shutdown_write()
+                else:
+                    sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+        channel.close()
