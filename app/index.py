@@ -15,13 +15,13 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from app import builds
+from app import builds, tasks
 from app.errors import BadInput
 from app.lifecycle import BuildView, extend, follows, resume
 from app.model import State, canonical
 from backends.base import FileChange, Snapshot, StateStore
 
-SCHEMA = "5"
+SCHEMA = "6"
 _COLUMNS = ("id", "package", "nvr", "owner", "target", "state", "batch", "scratch", "contested",
             "created", "updated", "summary")
 _TABLES = f"""
@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS problems (id TEXT PRIMARY KEY, message TEXT);
 CREATE TABLE IF NOT EXISTS builds ({', '.join(_COLUMNS)}, PRIMARY KEY (created, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS folds (id TEXT PRIMARY KEY, fold TEXT);
+CREATE TABLE IF NOT EXISTS uses (dep TEXT, user TEXT, arch TEXT, PRIMARY KEY (dep, user, arch)) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS builds_id ON builds (id);
 CREATE INDEX IF NOT EXISTS builds_state ON builds (state);
 CREATE INDEX IF NOT EXISTS builds_owner ON builds (owner);
@@ -84,7 +85,7 @@ class Index:
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_TABLES)
             if self._meta(db, "schema") != SCHEMA:
-                db.executescript("DROP TABLE IF EXISTS builds; DROP TABLE IF EXISTS folds; "
+                db.executescript("DROP TABLE IF EXISTS builds; DROP TABLE IF EXISTS folds; DROP TABLE IF EXISTS uses; "
                                  "DELETE FROM meta; DELETE FROM problems;" + _TABLES)
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA,))
             self._db = db
@@ -117,6 +118,7 @@ class Index:
                 if changes is None:
                     db.execute("DELETE FROM builds")
                     db.execute("DELETE FROM folds")
+                    db.execute("DELETE FROM uses")
                     db.execute("DELETE FROM problems")
                     self._store(snap, builds.build_ids(snap))
                 else:
@@ -202,13 +204,14 @@ class Index:
                 rows = []
         self._upsert(rows)
 
-    def _upsert(self, rows: list[tuple[tuple, tuple]]) -> None:
+    def _upsert(self, rows: list[tuple[tuple, tuple, list[tuple]]]) -> None:
         """(listing row, kept fold) pairs from `_rows`. The fold has a table of
         its own, so that listing scans only what it shows."""
         marks = ",".join("?" * len(_COLUMNS))
-        self.db.executemany(f"INSERT OR REPLACE INTO builds VALUES ({marks})", [row for row, _ in rows])
-        self.db.executemany("INSERT OR REPLACE INTO folds VALUES (?, ?)", [fold for _, fold in rows])
-        self.db.executemany("DELETE FROM problems WHERE id = ?", [(row[0],) for row, _ in rows])
+        self.db.executemany(f"INSERT OR REPLACE INTO builds VALUES ({marks})", [row for row, _, _ in rows])
+        self.db.executemany("INSERT OR REPLACE INTO folds VALUES (?, ?)", [fold for _, fold, _ in rows])
+        self.db.executemany("INSERT OR IGNORE INTO uses VALUES (?, ?, ?)", [u for _, _, uses in rows for u in uses])
+        self.db.executemany("DELETE FROM problems WHERE id = ?", [(row[0],) for row, _, _ in rows])
 
     @property
     def problems(self) -> list[str]:
@@ -240,6 +243,11 @@ class Index:
         return list(self.db.execute(
             "SELECT id, state FROM builds WHERE target = ? AND nvr = ? AND scratch = 0", (target, nvr)))
 
+    def used_by(self, build_id: str) -> list[tuple[str, str]]:
+        """(build id, arch) of every task that started with `build_id` in its
+        buildroot repo: who to tell when it is withdrawn."""
+        return list(self.db.execute("SELECT user, arch FROM uses WHERE dep = ? ORDER BY user, arch", (build_id,)))
+
     def count(self) -> int:
         return self.db.execute("SELECT count(*) FROM builds").fetchone()[0]
 
@@ -253,12 +261,15 @@ class Index:
             self._db = None
 
 
-def _rows(view: BuildView) -> tuple[tuple, tuple]:
-    """The build's listing row and its kept fold (what `_extended` resumes from)."""
+def _rows(view: BuildView) -> tuple[tuple, tuple, list[tuple]]:
+    """The build's listing row, its kept fold (what `_extended` resumes from)
+    and the buildroot uses its (new) start events record. Events are never
+    removed, so uses only ever grow and a resumed view's new events suffice."""
     r = view.record
     summary = view.summary()
     kept = {"heads": list(view.heads), "last": list(view.last) if view.last else None,
             "hold": str(view.before_hold) if view.before_hold else None}
     return ((r.id, r.package, r.nvr, r.owner, r.target, str(view.state), r.batch, int(r.scratch),
              int(view.contested), r.created, summary["updated"], canonical(summary).rstrip(b"\n")),
-            (r.id, json.dumps(kept)))
+            (r.id, json.dumps(kept)),
+            [(dep, r.id, arch) for arch, dep in sorted(tasks.buildroot_uses(view))])

@@ -28,7 +28,8 @@ def rescue(queue: Queue, build: str, settings: RunnerSettings, connect: Callable
         raise StateConflict(f"cannot rescue {view.record.nvr} ({view.record.short}): it is {view.state}",
                             "rescue is for builds whose results could not be imported")
     # refuse early (permission, state) with the same check the write makes
-    probe = make_event(view, Op.RESCUE, queue.actor.email, queue.store.replica)
+    due = {arch: str(State.BUILT) for arch, state in view.tasks.items() if state is State.FAILED_TO_IMPORT}
+    probe = make_event(view, Op.RESCUE, queue.actor.email, queue.store.replica, data={"tasks": due})
     lifecycle.check(view, view.record, probe, builds.load_policy(queue.store.snapshot()))
     found, logs, built = [], {}, {}
     for arch, state in view.tasks.items():

@@ -137,6 +137,14 @@ def buildroot_of(view: "BuildView") -> dict[str, list[str]]:
     return found
 
 
+def buildroot_uses(view: "BuildView") -> set[tuple[str, str]]:
+    """(arch, build id) for every build in the buildroot of any attempt."""
+    return {(stored.event.arch, dep) for stored in view.events
+            if stored.event.op is Op.START and stored.event.arch
+            and isinstance(stored.event.data.get("buildroot"), list)
+            for dep in stored.event.data["buildroot"] if isinstance(dep, str)}
+
+
 def parse_artifacts(value: Any) -> list[Artifact]:
     if not isinstance(value, list):
         return []

@@ -107,8 +107,8 @@ class LocalProcess:
     def kill(self) -> None:
         if not end_group(self.pgid, self._proc.poll):
             raise BackendError(f"processes of group {self.pgid} ({self.argv[0]}) survived SIGKILL",
-                               "they are stuck in the kernel (uninterruptible I/O?); check `ps -g "
-                               f"{self.pgid} -o pid,stat,wchan,cmd`", command=self.argv)
+                               f"they are stuck in the kernel; look at them: pgrep -a -g {self.pgid}",
+                               command=self.argv)
 
 
 class LocalTransport:
@@ -117,7 +117,7 @@ class LocalTransport:
     host = "localhost"
 
     def run(self, argv: Sequence[str], timeout: float = 60.0) -> Completed:
-        _check_argv(argv)
+        check_argv(argv)
         proc = subprocess.Popen([*_EXEC, *argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
         try:
@@ -131,7 +131,7 @@ class LocalTransport:
         return Completed(proc.returncode, out, err)
 
     def start(self, argv: Sequence[str]) -> LocalProcess:
-        _check_argv(argv)
+        check_argv(argv)
         return LocalProcess(argv)
 
     def put(self, local: str, remote: str, progress: Progress | None = None) -> None:
@@ -148,7 +148,7 @@ class LocalTransport:
         pass
 
 
-def _check_argv(argv: Sequence[str]) -> None:
+def check_argv(argv: Sequence[str]) -> None:
     if not argv or isinstance(argv, (str, bytes)):
         raise ValueError(f"argv must be a non-empty list of arguments, not {argv!r}")
 

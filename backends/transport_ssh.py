@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import select
+import selectors
 import shlex
 import socket
 import tempfile
@@ -38,18 +38,18 @@ from typing import Sequence
 import paramiko
 
 from backends.base import BackendError, Completed, Disconnected, HostKeyRefused, Progress
-from backends.transport_local import KILL_GRACE, TERM_GRACE, _check_argv
+from backends.transport_local import KILL_GRACE, TERM_GRACE, check_argv
 
 _MARKER = re.compile(rb"SLUICE-PGID (\d+)\n")
 _WRAP = 'printf "SLUICE-PGID %s\\n" "$$"{redirect}; exec "$@"'
-# Ends group $1: TERM, $2 polls (~0.12 s each) for it to go, KILL, $3 polls. A group is
-# alive while a non-zombie process has it as its pgrp (field 5 of stat).
+# Ends group $1: TERM, up to $2 polls (0.1 s + a /proc scan each), KILL, up
+# to $3 polls. A group lives while a non-zombie process has it as its pgrp.
 _END_GROUP = """\
 alive() { cat /proc/[0-9]*/stat 2>/dev/null |
   awk -v g="$1" '{ sub(/^.*\\) /, ""); if ($3 == g && $1 != "Z") f = 1 } END { exit !f }'; }
 n=$2
 for sig in TERM KILL; do
-  kill -s "$sig" -- "$1" 2>/dev/null || exit 0
+  kill -s "$sig" -- "-$1" 2>/dev/null || exit 0
   i=0; while alive "$1"; do i=$((i + 1)); [ "$i" -gt "$n" ] && break; sleep 0.1; done
   alive "$1" || exit 0
   n=$3
@@ -145,7 +145,7 @@ class SshTransport:
                 raise BackendError(f"{argv[0]} did not finish within {timeout:g} s on {self.host} and was stopped",
                                    "raise the timeout or look at why the command hangs on the host",
                                    command=argv, output=(out + err).decode(errors="replace"))
-            select.select([channel], [], [], min(left, 0.5))
+            _readable([channel], min(left, 0.5))
         channel.close()
         if _dropped(channel):
             raise self._lost(argv)
@@ -174,16 +174,16 @@ class SshTransport:
 
     def end_group(self, pgid: int) -> None:
         """TERM, then KILL, process group `pgid` on the host; within ~5 s."""
-        polls = [str(int(grace / 0.12)) for grace in (TERM_GRACE, KILL_GRACE)]
+        polls = [str(int(grace / 0.11)) for grace in (TERM_GRACE, KILL_GRACE)]
         command = ["sh", "-c", _END_GROUP, "sh", str(pgid), *polls]
         result = self._run(command, TERM_GRACE + KILL_GRACE + 0.5, stop=False)
         if result.status != 0:
             raise BackendError(f"processes of group {pgid} on {self.host} survived SIGKILL",
-                               f"look at them on the host: ps -g {pgid} -o pid,stat,wchan,cmd",
+                               f"they are stuck in the kernel; look at them on the host: pgrep -a -g {pgid}",
                                command=command, status=result.status, output=result.stderr.decode(errors="replace"))
 
     def _exec(self, argv: Sequence[str], *, combine: bool) -> paramiko.Channel:
-        _check_argv(argv)
+        check_argv(argv)
         wrap = _WRAP.format(redirect="" if combine else " >&2")
         command = shlex.join(["exec", "sh", "-c", wrap, "sh", *argv])
         for attempt in (1, 2):
@@ -404,6 +404,15 @@ def _dropped(channel: paramiko.Channel) -> bool:
     return channel.exit_status == -1 and (transport is None or not transport.is_active())
 
 
+def _readable(ends: list, timeout: float) -> list:
+    """The channels and sockets among `ends` with data or EOF waiting (epoll:
+    a busy runner may hold more descriptors than select() takes)."""
+    with selectors.DefaultSelector() as selector:
+        for end in ends:
+            selector.register(end, selectors.EVENT_READ)
+        return [key.fileobj for key, _ in selector.select(timeout)]
+
+
 def _quietly(action, path: str) -> None:
     try:
         action(path)
@@ -422,8 +431,7 @@ def _pump(channel: paramiko.Channel, local_port: int) -> None:
     open_ends = {sock, channel}
     try:
         while open_ends and channel.get_transport() and channel.get_transport().is_active():
-            ready, _, _ = select.select(list(open_ends), [], [], 1.0)
-            for end in ready:
+            for end in _readable(list(open_ends), 1.0):
                 data = end.recv(65536)
                 other = channel if end is sock else sock
                 if data:

@@ -60,6 +60,7 @@ License: MIT
 A package made by sluice's tests.
 %prep
 %build
+{build}
 %install
 mkdir -p %{{buildroot}}/usr/share/{name}
 echo {name} > %{{buildroot}}/usr/share/{name}/hello
@@ -75,17 +76,19 @@ def srpm_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def make_srpm(srpm_dir):
-    """make_srpm(name, version="1.0", release="1", extra="BuildRequires: gcc") -> Path,
-    built for real with `rpmbuild -bs` (cached for the session)."""
+    """make_srpm(name, version="1.0", release="1", extra="BuildRequires: gcc", build="make") -> Path,
+    built for real with `rpmbuild -bs` (cached for the session); `build` is
+    the %build section's script."""
     made: dict[tuple, Path] = {}
 
-    def make(name: str = "hello", version: str = "1.0", release: str = "1", extra: str = "") -> Path:
-        key = (name, version, release, extra)
+    def make(name: str = "hello", version: str = "1.0", release: str = "1", extra: str = "",
+             build: str = "") -> Path:
+        key = (name, version, release, extra, build)
         if key not in made:
             top = srpm_dir / f"{name}-{version}-{release}-{len(made)}"
             top.mkdir()
             spec = top / f"{name}.spec"
-            spec.write_text(SPEC.format(name=name, version=version, release=release, extra=extra))
+            spec.write_text(SPEC.format(name=name, version=version, release=release, extra=extra, build=build))
             subprocess.run(["rpmbuild", "-bs", "--define", f"_topdir {top}", "--define", f"_sourcedir {top}",
                             "--define", "dist %{nil}", str(spec)], check=True, capture_output=True)
             made[key] = next((top / "SRPMS").glob("*.src.rpm"))

@@ -1,8 +1,11 @@
 """A real OpenSSH server for tests: one `sshd` per host, on 127.0.0.x.
 
-sluice reaches hubs (and later builder hosts) with the real `ssh` and `git`,
-so its tests talk to a real sshd rather than a double: host-key checking,
-key login and git's transport over ssh are exactly what users get.
+sluice reaches hubs with the real `ssh` and `git`, and builder hosts with
+paramiko, so its tests talk to a real sshd rather than a double: host-key
+checking, key login, SFTP, reverse port forwards and git's transport over
+ssh are exactly what users get. Builder tests start several servers (e.g.
+127.0.0.2 and 127.0.0.3), each with its own keys, and can cut a server's
+connections (`SshServer.drop_connections`) as a crash would.
 
 Each server lives in its own directory with its own host key, client key,
 authorized_keys and known_hosts, listens on a free port of its address and

@@ -118,7 +118,7 @@ def test_a_buildrequires_in_no_repo_fails_naming_it(make_srpm, repo_of, host):
     done = run(RpmbuildTool().command(spec_for(srpm, resultdir)), env)
 
     assert done.returncode == rpmbuild_helper.MISSING == 30
-    assert "sluice: missing BuildRequires: libfoo (no repos were given)" in done.stdout.splitlines()
+    assert "sluice: missing BuildRequires: libfoo (not in any repo: none were given)" in done.stdout.splitlines()
     assert built_rpms(resultdir) == []
     assert "missing BuildRequires: libfoo" in (resultdir / "build.log").read_text()
 
@@ -167,15 +167,40 @@ def test_repos_are_read_over_http(make_srpm, repo_of, host):
     assert f"from {url}" in (resultdir / "root.log").read_text()
 
 
+def test_xz_metadata_and_rich_buildrequires_are_read(make_srpm, repo_of, host, tmp_path):
+    resultdir, env = host
+    repo = tmp_path / "xz-repo"
+    shutil.copytree(repo_of("libfoo", "1.0").removeprefix("file://"), repo)
+    shutil.rmtree(repo / "repodata")
+    subprocess.run(["createrepo_c", "--quiet", "--no-database", "--general-compress-type", "xz", str(repo)],
+                   check=True)
+    srpm = make_srpm("richfoo", extra="BuildRequires: (libfoo >= 1.0 or libnothing)")
+    done = run(RpmbuildTool().command(spec_for(srpm, resultdir, repo.as_uri())), env)
+    assert done.returncode == 0, done.stdout
+    assert f"BuildRequires libfoo -> libfoo-1.0-1.{ARCH}" in done.stdout
+
+
+def test_broken_metadata_is_a_buildroot_failure_that_says_what_to_do(make_srpm, repo_of, host, tmp_path):
+    resultdir, env = host
+    repo = tmp_path / "broken-repo"
+    shutil.copytree(repo_of("libfoo", "1.0").removeprefix("file://"), repo)
+    (repo / "repodata" / "repomd.xml").write_text("<repomd><data type='primary'>")
+    srpm = make_srpm("needsfoo", extra="BuildRequires: libfoo >= 1.0")
+    done = run(RpmbuildTool().command(spec_for(srpm, resultdir, repo.as_uri())), env)
+    assert done.returncode == rpmbuild_helper.SETUP
+    assert "is broken" in done.stdout and "run createrepo_c on it again" in done.stdout
+
+
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
 
-def test_sigterm_to_the_process_group_stops_the_build_and_cleans_up(tmp_path, host):
+@pytest.mark.parametrize("tool", [RpmbuildTool(), MockTool()], ids=lambda t: t.name)
+def test_sigterm_to_the_process_group_stops_the_build_and_cleans_up(tool, tmp_path, host):
     resultdir, env = host
     srpm = _sleeping_srpm(tmp_path)
-    argv = RpmbuildTool().command(spec_for(srpm, resultdir))
+    argv = tool.command(spec_for(srpm, resultdir))
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True)
     deadline = time.monotonic() + 60
@@ -204,6 +229,19 @@ def test_a_repo_that_is_not_a_url_is_refused(make_srpm, host):
     done = run(RpmbuildTool().command(spec_for(make_srpm("hello"), resultdir, "/srv/repo")), env)
     assert done.returncode == 2
     assert "use an http://, https:// or file:// URL" in done.stdout
+
+
+def test_an_unreadable_srpm_or_result_dir_is_named(make_srpm, host, tmp_path):
+    resultdir, env = host
+    (tmp_path / "junk.src.rpm").write_bytes(b"not an rpm")
+    junk = run(RpmbuildTool().command(spec_for(tmp_path / "junk.src.rpm", resultdir)), env)
+    assert junk.returncode == rpmbuild_helper.BAD_SRPM
+    assert f"sluice: cannot read {tmp_path / 'junk.src.rpm'}" in junk.stdout
+
+    (tmp_path / "a-file").write_text("")
+    nowhere = run(RpmbuildTool().command(spec_for(make_srpm("hello"), tmp_path / "a-file" / "result")), env)
+    assert nowhere.returncode == rpmbuild_helper.BAD_RESULTDIR
+    assert "cannot write to the result directory" in nowhere.stdout
 
 
 def test_an_unreachable_repo_is_a_buildroot_failure(make_srpm, host, tmp_path):
@@ -320,6 +358,31 @@ def test_probes_succeed_where_the_tool_is_and_fail_where_it_is_not(host, tmp_pat
     assert run(RpmbuildTool().probe(), without).returncode != 0
     with pytest.raises(FileNotFoundError):
         run(MockTool().probe(), without)
+
+
+def _python36() -> str | None:
+    """A real python3.6 binary, if this machine has one (on PATH, or built by
+    pyenv), looked up at import time while HOME is still the real one."""
+    candidates = [shutil.which("python3.6")] + sorted(map(str, Path.home().glob(".pyenv/versions/3.6*/bin/python3.6")))
+    for candidate in filter(None, candidates):
+        found = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 6))"],
+                               capture_output=True, text=True)
+        if found.stdout.strip() == "True":
+            return candidate
+    return None
+
+
+PYTHON36 = _python36()
+
+
+@pytest.mark.skipif(PYTHON36 is None, reason="no python3.6 on this machine")
+def test_the_helper_runs_on_python36(make_srpm, repo_of, host):
+    resultdir, env = host
+    argv = RpmbuildTool().command(spec_for(make_srpm("needsfoo", extra="BuildRequires: libfoo >= 1.0"),
+                                           resultdir, repo_of("libfoo", "1.0")))
+    done = run([PYTHON36] + argv[1:], env)
+    assert done.returncode == 0, done.stdout
+    assert built_rpms(resultdir) == [f"needsfoo-1.0-1.{ARCH}.rpm"]
 
 
 def test_the_helper_travels_as_one_stdlib_only_python36_argument():

@@ -10,6 +10,9 @@ from app.index import Filters
 from app.model import State
 
 
+WHY_ROWS = 200  # queued builds whose wait `list` explains
+
+
 def register(commands, common) -> None:
     p = commands.add_parser("list", parents=[common], help="list builds, newest first")
     p.add_argument("--state", action="append", default=[], choices=[str(s) for s in State],
@@ -39,20 +42,35 @@ def list_builds(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     rows = index.rows(filters)
     lines = [(r["id"][:7], r["nvr"], r["owner"], r["target"], render.state_text(r["state"], bool(r["contested"])),
-              render.arches(json.loads(r["summary"])["arches"]), render.age(r["created"])) for r in rows]
-    for line in render.table(lines, ("ID", "NVR", "OWNER", "TARGET", "STATE", "ARCHES", "AGE")):
+              render.arches(json.loads(r["summary"])["arches"]), render.age(r["created"]), _why(ctx, r))
+             for r in rows]
+    for line in render.table(lines, ("ID", "NVR", "OWNER", "TARGET", "STATE", "ARCHES", "AGE", "WAITING")):
         ctx.out(line)
     return 0
+
+
+def _why(ctx: Context, row: dict) -> str:
+    """Why a queued build waits (for the first screenful only: it reads the build)."""
+    if row["state"] not in ("queued", "building") or '"queued"' not in row["summary"].decode():
+        return ""
+    ctx.explained = getattr(ctx, "explained", 0) + 1
+    if ctx.explained > WHY_ROWS:
+        return ""
+    reasons = set(ctx.waiting(ctx.queue.view(row["id"])).values())
+    return "; ".join(sorted(reasons))
 
 
 def show(ctx: Context, args: argparse.Namespace) -> int:
     ctx.ready()
     view = ctx.queue.view(args.id)
     allowed = ctx.queue.allowed(view)
+    waiting = ctx.waiting(view)
+    used_by = ctx.refresh_index().used_by(view.id)
     if ctx.json:
-        ctx.emit({**view.detail(), "allowed": [str(op) for op in allowed]})
+        ctx.emit({**view.detail(), "allowed": [str(op) for op in allowed], "waiting": waiting,
+                  "used_by": [{"id": user, "arch": arch} for user, arch in used_by]})
     else:
-        for line in render.detail(view, allowed):
+        for line in render.detail(view, allowed, waiting, used_by):
             ctx.out(line)
     return 0
 

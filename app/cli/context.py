@@ -15,7 +15,7 @@ from typing import Any
 
 from app import builders, config, identity, waits
 from app.admin import Admin
-from app.errors import UsageError
+from app.errors import SluiceError, UsageError
 from app.index import Index
 from app.queue import Queue
 from app.submit import Submitter
@@ -93,6 +93,15 @@ class Context:
 
     def runner_status(self) -> dict | None:
         return waits.read_status(waits.status_path(self.backends.store.index_dir()))
+
+    def waiting(self, view) -> dict[str, str]:
+        """Why each queued task of `view` waits (the live runner says best)."""
+        def dependency(build_id: str):
+            try:
+                return self.queue.view(build_id)
+            except SluiceError:
+                return None
+        return waits.waiting(view, self.settings, self.runner_status(), dependency)
 
     def ready(self) -> None:
         """Make sure there is a queue to work on; the embedded default is

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import calendar
 import time
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
+from app import tasks
 from app.lifecycle import BuildView
 from app.model import Op
 
@@ -40,7 +41,19 @@ def transition(view: BuildView, verb: str) -> str:
     return f"{verb} {view.record.nvr} ({view.record.short}): {last.src or 'new'} -> {view.state}"
 
 
-def detail(view: BuildView, allowed: Sequence[Op]) -> Iterable[str]:
+def duration(start: str, end: str) -> str:
+    try:
+        first = calendar.timegm(time.strptime(start[:19], "%Y-%m-%dT%H:%M:%S"))
+        last = calendar.timegm(time.strptime(end[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return "?"
+    seconds = max(0, last - first)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def detail(view: BuildView, allowed: Sequence[Op], waiting: Mapping[str, str] | None = None,
+           used_by: Sequence[tuple[str, str]] = ()) -> Iterable[str]:
+    waiting = waiting or {}
     r = view.record
     yield f"{r.short}  {r.nevr}"
     yield f"  id:        {r.id}"
@@ -57,8 +70,24 @@ def detail(view: BuildView, allowed: Sequence[Op]) -> Iterable[str]:
     if r.buildrequires:
         yield f"  requires:  {', '.join(r.buildrequires)}"
     yield "  tasks:"
+    attempts = tasks.attempts(view)
     for arch, task_state in view.tasks.items():
-        yield f"    {arch:10} {task_state}"
+        why = f"  ({waiting[arch]})" if arch in waiting else ""
+        yield f"    {arch:10} {task_state}{why}"
+        for a in attempts.get(arch, []):
+            took = duration(a.started, a.ended) if a.ended else "running"
+            exit = f", exit {a.exit}" if a.exit is not None else ""
+            error = f": {a.error.splitlines()[-1][:100]}" if a.error else ""
+            yield f"      attempt {a.n} on {a.builder} ({a.host}), {took}{exit}, {a.result or 'building'}{error}"
+    found = tasks.artifacts(view)
+    if len(found) > 1:
+        yield "  artifacts:"
+        for artifact in found:
+            yield f"    {artifact.name:48} sha256:{artifact.sha256[:16]}  {artifact.size} bytes"
+    if used_by:
+        yield "  in the buildroot of:"
+        for user, arch in used_by:
+            yield f"    {user[:7]} ({arch})"
     yield "  events:"
     for stored in view.events:
         e = stored.event

@@ -210,7 +210,7 @@ def _open_metadata(path, location):
 
 def _download(url, path, checksum=None):
     """Fetch `url` to `path`, checking (type, hex digest) when given."""
-    digest = hashlib.new("sha1" if checksum and checksum[0] == "sha" else checksum[0] if checksum else "sha256")
+    digest = hashlib.new({"sha": "sha1"}.get(checksum[0], checksum[0]) if checksum else "sha256")
     try:
         with urllib.request.urlopen(url, timeout=120) as response, open(path, "wb") as out:
             for chunk in iter(lambda: response.read(1 << 20), b""):
@@ -361,7 +361,7 @@ def _build(srpm, resultdir, arch, repos, work, logs):
     logs.say("sluice: %s BuildRequires: %s" % (nvr, ", ".join(written) or "(none)"))
     chosen, missing = resolve(names, optional, repos, arch, work, logs)
     if missing:
-        where = "not in any of: " + ", ".join(repos) if repos else "no repos were given"
+        where = "not in any of: " + ", ".join(repos) if repos else "not in any repo: none were given"
         raise Failure(MISSING, "sluice: missing BuildRequires: %s (%s)" % (", ".join(missing), where))
     prepare_buildroot(chosen, db, work, logs)
     logs.state("Finish: resolve BuildRequires")

@@ -1,0 +1,284 @@
+"""The runner on this machine: real rpmbuild, real createrepo_c, the real CLI.
+
+The embedded default builder (local transport, rpmbuild tool) builds here;
+the SSH builders are tested in test_runner_ssh.py. Faults a host can cause
+(bad digests, odd result names) are caused for real by a `sha256sum` on the
+runner's PATH that lies, as a compromised host would.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BOB, tree_files
+from backends.gitstore import GitStateStore
+
+SHIMS = "#!/bin/sh\n"
+
+
+@pytest.fixture
+def queue(sluice):
+    assert sluice("init").code == 0
+    assert sluice("policy", "grant", "owner", BOB.email).code == 0
+    return sluice
+
+
+def submit(sluice, srpm, *extra) -> str:
+    result = sluice("--json", "submit", str(srpm), *extra, user=BOB)
+    assert result.code == 0, result.err
+    return result.json[0]["id"]
+
+
+def show(sluice, build_id: str) -> dict:
+    result = sluice("--json", "show", build_id)
+    assert result.code == 0, result.err
+    return result.json
+
+
+def run_once(sluice) -> str:
+    result = sluice("run", "--once")
+    assert result.code == 0, result.err
+    return result.err
+
+
+def test_a_build_runs_here_and_its_results_are_verified_and_published(queue, make_srpm, isolated):
+    build = submit(queue, make_srpm("hello", "1.0", "1"))
+    notes = run_once(queue)
+    assert "building hello-1.0-1" in notes and "built hello-1.0-1" in notes
+    shown = show(queue, build)
+    assert shown["state"] == "built" and shown["arches"] == {os.uname().machine: "built"}
+    task = shown["tasks"][0]
+    attempt = task["attempts"][0]
+    assert (attempt["n"], attempt["builder"], attempt["exit"], attempt["result"]) == (1, "local", 0, "built")
+    assert attempt["ended"] >= attempt["started"] and len(attempt["log"]) == 64
+    names = {a["name"] for a in shown["artifacts"]}
+    assert f"hello-1.0-1.{os.uname().machine}.rpm" in names and "hello-1.0-1.src.rpm" in names
+    store = isolated / ".local/share/sluice/artifacts"
+    for artifact in shown["artifacts"]:
+        import hashlib
+        data = (store / "sha256" / artifact["sha256"][:2] / artifact["sha256"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == artifact["sha256"]
+    assert set(task["logs"]) >= {"build.log", "root.log", "state.log", "output"}
+    repo = isolated / ".local/share/sluice/repos/default/buildroot"
+    assert (repo / f"hello-1.0-1.{os.uname().machine}.rpm").exists() and (repo / "repodata/repomd.xml").exists()
+    output = queue("log", build[:7])
+    assert output.code == 0 and "Executing(%install)" in output.out
+    assert "sluice: results:" in queue("log", build[:7], "--file", "build.log").out or \
+        "Wrote:" in queue("log", build[:7], "--file", "build.log").out
+
+
+def test_a_failed_build_keeps_its_log_tail_and_says_what_was_missing(queue, make_srpm):
+    build = submit(queue, make_srpm("needy", "1.0", "1", "BuildRequires: libnothere-devel >= 2"))
+    run_once(queue)
+    shown = show(queue, build)
+    assert shown["state"] == "failed"
+    finish = shown["events"][-1]
+    assert finish["op"] == "finish" and "libnothere-devel" in finish["reason"]
+    assert finish["data"]["missing"] == ["libnothere-devel"]
+    assert shown["tasks"][0]["attempts"][0]["exit"] not in (0, None)
+    assert "libnothere-devel" in queue("log", build[:7]).out
+
+
+def test_after_waits_for_the_buildroot_and_buildrequires_come_from_it(queue, make_srpm):
+    lib = submit(queue, make_srpm("libfoo", "1.2", "1"))
+    app = submit(queue, make_srpm("fooapp", "1.0", "1", "BuildRequires: libfoo >= 1.2"), "--after", lib[:7])
+    waiting = show(queue, app)["waiting"]
+    assert f"waiting for build {lib[:7]} (libfoo-1.2-1) to reach the buildroot" in list(waiting.values())[0]
+    run_once(queue)
+    assert show(queue, lib)["state"] == "built"
+    shown = show(queue, app)
+    assert shown["state"] == "built", shown["events"][-1]["reason"]
+    start = [e for e in shown["events"] if e["op"] == "start"][0]
+    assert start["data"]["buildroot"] == [lib]
+    assert show(queue, lib)["used_by"] == [{"id": app, "arch": os.uname().machine}]
+
+
+def test_a_withdrawn_build_leaves_the_buildroot_and_show_names_its_users(queue, make_srpm, isolated):
+    lib = submit(queue, make_srpm("libbar", "1.0", "1"))
+    run_once(queue)
+    app = submit(queue, make_srpm("barapp", "1.0", "1", "BuildRequires: libbar"))
+    run_once(queue)
+    repo = isolated / ".local/share/sluice/repos/default/buildroot"
+    assert any(p.name.startswith("libbar-1.0-1") for p in repo.iterdir())
+    assert queue("withdraw", lib[:7], "-m", "broken ABI", "--yes", user=BOB).code == 0
+    run_once(queue)
+    assert not any(p.name.startswith("libbar-1.0-1") for p in repo.iterdir())
+    text = queue("show", lib[:7]).out
+    assert "in the buildroot of:" in text and app[:7] in text
+
+
+def test_a_dependent_build_is_cancelled_when_what_it_waits_for_fails(queue, make_srpm):
+    broken = submit(queue, make_srpm("libbroken", "1.0", "1", "BuildRequires: nowhere-to-be-found"))
+    app = submit(queue, make_srpm("usesbroken", "1.0", "1"), "--after", broken[:7])
+    run_once(queue)
+    assert show(queue, broken)["state"] == "failed"
+    shown = show(queue, app)
+    assert shown["state"] == "cancelled"
+    assert broken[:7] in shown["events"][-1]["reason"] and "failed" in shown["events"][-1]["reason"]
+
+
+def test_a_package_whose_nvr_holds_shell_metacharacters_builds(queue, make_srpm, tmp_path):
+    build = submit(queue, make_srpm("c++-tools_x", "1.0~rc1^git2", "1"))
+    run_once(queue)
+    assert show(queue, build)["state"] == "built"
+    assert not list(Path("/").glob("a")) and not (tmp_path / "b").exists()
+
+
+def _shim(tmp_path: Path, body: str) -> Path:
+    """A `sha256sum` that lies the way `body` says, first on PATH."""
+    shims = tmp_path / "shims"
+    shims.mkdir(exist_ok=True)
+    tool = shims / "sha256sum"
+    tool.write_text(SHIMS + body)
+    tool.chmod(0o755)
+    return shims
+
+
+def test_a_result_whose_digest_does_not_match_is_failed_to_import_then_rescued(queue, make_srpm, tmp_path,
+                                                                           monkeypatch, isolated):
+    build = submit(queue, make_srpm("liar", "1.0", "1"))
+    shims = _shim(tmp_path, '/usr/bin/sha256sum "$@" | sed "s/^./0/"\n')
+    monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")
+    run_once(queue)
+    shown = show(queue, build)
+    assert shown["state"] == "failed-to-import"
+    assert "does not match its digest" in shown["events"][-1]["reason"]
+    assert [a["arch"] for a in shown["artifacts"]] == ["src"]  # nothing unverified was imported
+    monkeypatch.setenv("PATH", os.environ["PATH"].split(":", 1)[1])
+    result = queue("rescue", build[:7], user=BOB)
+    assert result.code == 0, result.err
+    shown = show(queue, build)
+    assert shown["state"] == "built" and shown["events"][-1]["op"] == "rescue"
+    assert any(a["name"].endswith(f".{os.uname().machine}.rpm") for a in shown["artifacts"])
+
+
+@pytest.mark.parametrize("name", ["../../etc/evil.rpm", "/etc/passwd.rpm", "..rpm"])
+def test_a_result_named_like_a_path_is_refused(queue, make_srpm, tmp_path, monkeypatch, name):
+    build = submit(queue, make_srpm("pathy", "1.0", "1"))
+    digest = "0" * 64
+    shims = _shim(tmp_path, f'/usr/bin/sha256sum "$@"\necho "{digest}  {name}"\n')
+    monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")
+    run_once(queue)
+    shown = show(queue, build)
+    assert shown["state"] == "failed-to-import"
+    assert "refused" in shown["events"][-1]["reason"] and name in shown["events"][-1]["reason"]
+    assert not Path("/etc/evil.rpm").exists()
+
+
+def test_rescue_of_a_build_that_imported_is_refused_with_nothing_written(queue, make_srpm):
+    build = submit(queue, make_srpm("fine", "1.0", "1"))
+    run_once(queue)
+    before = tree_files(GitStateStore.open(queue.repo))
+    result = queue("rescue", build[:7], user=BOB)
+    assert result.code == 4 and "it is built" in result.err
+    assert tree_files(GitStateStore.open(queue.repo)) == before
+
+
+def test_a_missing_build_tool_keeps_the_task_queued_with_the_reason(queue, make_srpm, isolated):
+    config = isolated / ".config/sluice/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'[[builder]]\nname = "here"\narches = ["{os.uname().machine}"]\ntool = "mock"\n')
+    build = submit(queue, make_srpm("nomock", "1.0", "1"))
+    env_path = os.environ["PATH"]
+    os.environ["PATH"] = "/usr/bin:/bin"  # no tests/doubles: mock is really missing
+    try:
+        notes = run_once(queue)
+    finally:
+        os.environ["PATH"] = env_path
+    assert "mock is not usable" in notes
+    assert show(queue, build)["state"] == "queued"
+
+
+def test_a_huge_build_log_streams_to_the_store(queue, make_srpm):
+    line = "a build log line long enough to reach a hundred megabytes without taking all day"
+    build = submit(queue, make_srpm("chatty", "1.0", "1", build=f"yes '{line}' | head -c 104857600"))
+    run_once(queue)
+    shown = show(queue, build)
+    assert shown["state"] == "built", shown["events"][-1]["reason"]
+    assert len(shown["events"][-1]["reason"]) < 10_000  # the event keeps no log
+    out = queue("log", build[:7])
+    assert out.out.count(line) >= 104857600 // (len(line) + 1) - 1
+
+
+def test_two_runners_on_one_repo_never_build_a_task_twice(queue, make_srpm, isolated):
+    ids = [submit(queue, make_srpm(f"twice{n}", "1.0", "1")) for n in range(4)]
+    config = isolated / ".config/sluice/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'[[builder]]\nname = "here"\narches = ["{os.uname().machine}"]\ntool = "rpmbuild"\nslots = 2\n')
+    command = [str(Path(sys.executable).parent / "sluice"), "--repo", queue.repo, "run", "--once"]
+    runners = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    for runner in runners:
+        assert runner.wait(timeout=300) == 0, runner.stderr.read()
+    for build in ids:
+        shown = show(queue, build)
+        assert shown["state"] == "built"
+        assert [e["op"] for e in shown["events"]].count("start") == 1
+
+
+def test_cancel_kills_the_build_within_five_seconds(queue, make_srpm, isolated):
+    marker = f"sluice-cancel-{os.getpid()}-{time.time_ns()}"
+    build = submit(queue, make_srpm("sleepy", "1.0", "1", build=f"bash -c 'exec -a {marker} sleep 300' & wait"))
+    runner = subprocess.Popen([str(Path(sys.executable).parent / "sluice"), "--repo", queue.repo, "run"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _running(marker):
+            assert time.monotonic() < deadline, "the build never started"
+            time.sleep(0.2)
+        assert queue("cancel", build[:7], "--yes", user=BOB).code == 0
+        cancelled = time.monotonic()
+        while _running(marker) and time.monotonic() - cancelled < 5:
+            time.sleep(0.1)
+        assert not _running(marker), "the build still runs 5 s after cancel"
+        assert show(queue, build)["state"] == "cancelled"
+    finally:
+        runner.terminate()
+        runner.wait(timeout=30)
+
+
+def _running(marker: str) -> bool:
+    result = subprocess.run(["pgrep", "-f", marker], capture_output=True)
+    return result.returncode == 0
+
+
+def test_a_runner_stopped_mid_build_puts_the_task_back(queue, make_srpm):
+    marker = f"sluice-stop-{os.getpid()}-{time.time_ns()}"
+    build = submit(queue, make_srpm("stopped", "1.0", "1", build=f"bash -c 'exec -a {marker} sleep 300' & wait"))
+    runner = subprocess.Popen([str(Path(sys.executable).parent / "sluice"), "--repo", queue.repo, "run"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not _running(marker):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    runner.terminate()
+    assert runner.wait(timeout=30) == 0
+    assert not _running(marker)
+    shown = show(queue, build)
+    assert shown["state"] == "building" and shown["arches"] == {os.uname().machine: "queued"}
+    assert "runner stopped" in shown["events"][-1]["reason"]
+
+
+def test_builders_lists_the_embedded_default_and_checks_it(queue):
+    listed = queue("--json", "builders", "--check")
+    assert listed.code == 0, listed.err
+    (builder,) = listed.json
+    assert (builder["name"], builder["transport"], builder["tool"]) == ("local", "local", "rpmbuild")
+    assert builder["check"]["problems"] == [] and "GB free" in builder["check"]["summary"]
+
+
+def test_a_bad_builder_config_names_the_file_and_changes_nothing(queue, isolated):
+    config = isolated / ".config/sluice/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[[builder]]\nname = "b1"\nhost = "h"\narches = ["x86_64"]\ntool = "koji"\n')
+    before = tree_files(GitStateStore.open(queue.repo))
+    result = queue("run", "--once")
+    assert result.code == 2 and str(config) in result.err and "tool must be one of mock, rpmbuild" in result.err
+    assert tree_files(GitStateStore.open(queue.repo)) == before
+    assert json.loads(queue("--json", "list").out) == []
