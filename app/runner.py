@@ -94,6 +94,8 @@ class Runner:
         """Build until stopped (or, with `once`, until nothing more can start now)."""
         stop = stop or threading.Event()
         try:
+            if any(h.builder.transport == "ssh" for h in self.hosts):
+                self.wiring.serve_repos()  # started here, once, before any worker asks for it
             self._reclaim_orphans()
             while not stop.is_set():
                 busy = self.tick()
@@ -200,7 +202,7 @@ class Runner:
                 "buildroot": list(self.buildroots.members.get(record.target, ()))}
         if not self._write(record.id, Op.START, arch=arch, data=data):
             return False
-        repos = (host.repo_url(self.buildroots.root, record.target), *(r.url for r in target.external_repos))
+        repos = tuple(r.url for r in target.external_repos)  # the buildroot goes first, in _work
         config = host.builder.mock_config_for(record.target, arch, target.mock_config_for(arch))
         job = Job(record, arch, n, host.builder.name, taskdir, config, repos,
                   logs.live_path(self.live_root, record.id, arch, n), started=data["attempt"]["started"])
@@ -212,8 +214,13 @@ class Runner:
 
     def _work(self, job: Job, host: Host) -> None:
         try:
+            if host.builder.transport == "ssh":  # a forward lives as long as its connection: ask each time
+                host.repo_port = host.transport.forward(self.wiring.serve_repos())
+            job.repos = (host.repo_url(self.buildroots.root, job.record.target), *job.repos)
             outcome = attempt.run(job, host.transport, self.wiring.tool(host.builder.tool), self.artifacts,
                                   self.reader, self.wiring.progress)
+        except SluiceError as exc:
+            outcome = Outcome(State.QUEUED, error=f"{host.builder.name}: {exc.message}")
         except Exception as exc:  # a bug must not lose the task: it goes back to the queue
             outcome = Outcome(State.QUEUED, error=f"internal error on {host.builder.name}: {exc!r}")
         self.done.put((job, host, outcome))
@@ -295,8 +302,6 @@ class Runner:
                 raise SluiceError(f"cannot use workdir {builder.workdir} on {builder.host}: "
                                   f"{attempt.text_of(made.stderr).strip()[:200]}")
             host.workdir = attempt.text_of(made.stdout).strip()
-            if builder.transport == "ssh":
-                host.repo_port = transport.forward(self.wiring.serve_repos())
             host.transport, host.state = transport, "up"
             self.note(f"builder {builder.name} is up")
         except SluiceError as exc:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import selectors
 import shlex
 import socket
 import tempfile
@@ -38,6 +37,7 @@ from typing import Sequence
 import paramiko
 
 from backends.base import BackendError, Completed, Disconnected, HostKeyRefused, Progress
+from backends import hostkeys, sshforward
 from backends.transport_local import KILL_GRACE, TERM_GRACE, check_argv
 
 _MARKER = re.compile(rb"SLUICE-PGID (\d+)\n")
@@ -145,7 +145,7 @@ class SshTransport:
                 raise BackendError(f"{argv[0]} did not finish within {timeout:g} s on {self.host} and was stopped",
                                    "raise the timeout or look at why the command hangs on the host",
                                    command=argv, output=(out + err).decode(errors="replace"))
-            _readable([channel], min(left, 0.5))
+            sshforward.readable([channel], min(left, 0.5))
         channel.close()
         if _dropped(channel):
             raise self._lost(argv)
@@ -267,12 +267,8 @@ class SshTransport:
             if local_port in self._forwards:
                 return self._forwards[local_port]
 
-            def handler(channel: paramiko.Channel, origin: tuple, server: tuple) -> None:
-                # Called on paramiko's transport thread: never block it.
-                threading.Thread(target=_pump, args=(channel, local_port), daemon=True,
-                                 name=f"sluice-forward-{local_port}").start()
             try:
-                remote = transport.request_port_forward("127.0.0.1", 0, handler)
+                remote = transport.request_port_forward("127.0.0.1", 0, sshforward.handler(local_port))
             except paramiko.SSHException as exc:
                 if not transport.is_active():
                     raise self._lost(["forward", str(local_port)], exc) from exc
@@ -317,7 +313,7 @@ class SshTransport:
         except OSError as exc:
             raise HostKeyRefused(f"cannot read known_hosts file {self.known_hosts}: {exc.strerror}",
                                  "fix the `known_hosts` path in the builder's config") from exc
-        client.set_missing_host_key_policy(_Refuse())
+        client.set_missing_host_key_policy(hostkeys.Refuse())
         try:
             pkey = paramiko.PKey.from_path(self.key)
         except (OSError, paramiko.SSHException, ValueError) as exc:
@@ -358,44 +354,12 @@ class SshTransport:
         return sock
 
     def _refusal(self, exc: Exception) -> BackendError:
-        where = f"{self.user}@{self.host}:{self.port}"
-        if isinstance(exc, _UnknownHostKey):
-            return HostKeyRefused(
-                f"the host key of {self.address} is not in {self.known_hosts}; it offered "
-                f"{exc.key.get_name()} {exc.key.fingerprint}",
-                f"compare that fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` run on the "
-                f"builder itself, and if they match add it: ssh-keyscan -p {self.port} {self.host} "
-                f">> {self.known_hosts}")
-        if isinstance(exc, paramiko.BadHostKeyException):
-            return HostKeyRefused(
-                f"the host key of {self.address} has changed: {self.known_hosts} expects "
-                f"{exc.expected_key.get_name()} {exc.expected_key.fingerprint}, the host offered "
-                f"{exc.key.get_name()} {exc.key.fingerprint}; this is a possible man-in-the-middle attack",
-                "do not build there until the host's admin confirms the new key; then replace its line "
-                f"(ssh-keygen -R '{self.address}' -f {self.known_hosts})")
-        if isinstance(exc, paramiko.AuthenticationException):
-            return Disconnected(f"{where} did not accept the key {self.key}",
-                                f"add {self.key}.pub to {self.user}'s authorized_keys on the builder")
-        return Disconnected(f"the SSH handshake with {where} failed: {str(exc) or type(exc).__name__}",
-                            f"check that an SSH server answers there: ssh -p {self.port} {self.user}@{self.host}")
+        return hostkeys.refusal(exc, self.user, self.host, self.port, self.address, self.key, self.known_hosts)
 
     def _lost(self, argv: Sequence[str], exc: BaseException | None = None) -> Disconnected:
         detail = f" ({exc})" if exc and str(exc) else ""
         return Disconnected(f"the connection to {self.host}:{self.port} dropped{detail}",
                             "the task can be retried on this or another builder", command=argv)
-
-
-class _UnknownHostKey(paramiko.SSHException):
-    def __init__(self, hostname: str, key: paramiko.PKey) -> None:
-        super().__init__(f"{hostname} is not in known_hosts")
-        self.key = key
-
-
-class _Refuse(paramiko.RejectPolicy):
-    """RejectPolicy that keeps the offered key, so the refusal can show it."""
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        raise _UnknownHostKey(hostname, key)
 
 
 def _dropped(channel: paramiko.Channel) -> bool:
@@ -404,46 +368,8 @@ def _dropped(channel: paramiko.Channel) -> bool:
     return channel.exit_status == -1 and (transport is None or not transport.is_active())
 
 
-def _readable(ends: list, timeout: float) -> list:
-    """The channels and sockets among `ends` with data or EOF waiting (epoll:
-    a busy runner may hold more descriptors than select() takes)."""
-    with selectors.DefaultSelector() as selector:
-        for end in ends:
-            selector.register(end, selectors.EVENT_READ)
-        return [key.fileobj for key, _ in selector.select(timeout)]
-
-
 def _quietly(action, path: str) -> None:
     try:
         action(path)
     except (OSError, paramiko.SSHException, EOFError):
         pass
-
-
-def _pump(channel: paramiko.Channel, local_port: int) -> None:
-    """Carry one forwarded connection both ways until both sides are done."""
-    try:
-        sock = socket.create_connection(("127.0.0.1", local_port), timeout=5)
-    except OSError:
-        channel.close()
-        return
-    sock.settimeout(None)
-    open_ends = {sock, channel}
-    try:
-        while open_ends and channel.get_transport() and channel.get_transport().is_active():
-            for end in _readable(list(open_ends), 1.0):
-                data = end.recv(65536)
-                other = channel if end is sock else sock
-                if data:
-                    other.sendall(data)
-                    continue
-                open_ends.discard(end)
-                if other is channel:
-                    channel.shutdown_write()
-                else:
-                    sock.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
-    finally:
-        sock.close()
-        channel.close()

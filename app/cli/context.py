@@ -21,7 +21,7 @@ from app.queue import Queue
 from app.submit import Submitter
 from app.sync import Syncer
 from backends.base import Person
-from backends.factory import Backends, RepoService, build_tool, git_config, machine_arch, open_transport
+from backends.factory import Backends, RepoService, git_config, machine_arch, open_transport
 
 
 class Context:
