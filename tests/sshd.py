@@ -62,7 +62,7 @@ AllowTcpForwarding {forwarding}
 # The session ignores the login user's environment: git reads no system or
 # global config, and SHLVL=1 makes bash (which counts itself level 2) skip
 # the ~/.bashrc it would otherwise source for sshd (~125 ms for root here).
-SetEnv SHLVL=1 GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+SetEnv SHLVL=1 GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null{path}
 """
 
 
@@ -138,10 +138,12 @@ class SshServer:
             self.process.wait()
 
 
-def start_sshd(directory: Path, address: str = "127.0.0.1", *, forwarding: str = "no") -> SshServer:
+def start_sshd(directory: Path, address: str = "127.0.0.1", *, forwarding: str = "no",
+               path: str | None = None) -> SshServer:
     """Start sshd on a free port of `address`, with fresh keys in `directory`.
     `forwarding` is sshd's AllowTcpForwarding: builder hosts need "remote"
-    for the reverse forward that carries the buildroot repo; hubs need none."""
+    for the reverse forward that carries the buildroot repo; hubs need none.
+    `path` is the sessions' PATH (builder hosts put the mock double first)."""
     if not SSHD.exists():
         pytest.skip(f"{SSHD} is missing (install openssh-server)")
     _ensure_privsep_dir()
@@ -155,7 +157,7 @@ def start_sshd(directory: Path, address: str = "127.0.0.1", *, forwarding: str =
         port = _free_port(address)
         config = directory / "sshd_config"
         config.write_text(_CONFIG.format(address=address, port=port, dir=directory, user=user,
-                                         forwarding=forwarding))
+                                         forwarding=forwarding, path=f" PATH={path}" if path else ""))
         with open(log, "ab") as out:
             process = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
                                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -171,13 +173,13 @@ def start_sshd(directory: Path, address: str = "127.0.0.1", *, forwarding: str =
 
 @pytest.fixture
 def ssh_server(tmp_path_factory) -> Iterator[Callable[..., SshServer]]:
-    """ssh_server(address="127.0.0.1", forwarding="no") -> SshServer: a real
+    """ssh_server(address="127.0.0.1", forwarding="no", path=None) -> SshServer: a real
     sshd for this test, one per call (builder tests start several, e.g. on
     127.0.0.2 and 127.0.0.3, each with its own keys), all stopped at teardown."""
     servers: list[SshServer] = []
 
-    def start(address: str = "127.0.0.1", *, forwarding: str = "no") -> SshServer:
-        servers.append(start_sshd(tmp_path_factory.mktemp(f"sshd-{address}"), address, forwarding=forwarding))
+    def start(address: str = "127.0.0.1", **options) -> SshServer:
+        servers.append(start_sshd(tmp_path_factory.mktemp(f"sshd-{address}"), address, **options))
         return servers[-1]
     yield start
     for server in servers:

@@ -1,0 +1,217 @@
+"""The runner with SSH builders: two real sshd hosts, mock (the test double).
+
+Host 127.0.0.2 builds x86_64 and 127.0.0.3 aarch64 (rpmbuild labels a
+cross-arch build of these arch-independent test packages honestly), each
+with its own host key, authorized_keys and known_hosts. `mock` on their PATH
+is tests/doubles/mock: a real `rpmbuild --rebuild` without a chroot, since
+mock cannot run on Debian. The buildroot repo reaches them through the
+reverse port forward of the runner's own SSH connection.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BOB, ROOT
+from tests.test_runner import queue, run_once, show, submit  # noqa: F401  (the queue fixture)
+
+SLUICE = str(Path(sys.executable).parent / "sluice")
+
+
+@dataclass
+class Farm:
+    servers: dict
+    config: Path
+    work: Path
+    arches: dict = field(default_factory=dict)  # builder name -> arch, to override
+
+    def write(self, **known_hosts: Path) -> None:
+        """The config with builders b2 (x86_64) and b3 (aarch64)."""
+        blocks = []
+        for name, arch in (("b2", "x86_64"), ("b3", "aarch64")):
+            host = self.servers[name].host
+            blocks.append(f'[[builder]]\nname = "{name}"\nhost = "{host.host}"\nport = {host.port}\n'
+                          f'user = "{host.user}"\nkey = "{host.key}"\n'
+                          f'known_hosts = "{known_hosts.get(name, host.known_hosts)}"\n'
+                          f'arches = ["{self.arches.get(name, arch)}"]\ntool = "mock"\n'
+                          f'workdir = "{self.work / name}"\n')
+        self.config.write_text("\n".join(blocks))
+
+
+@pytest.fixture
+def farm(queue, ssh_server, isolated, tmp_path):  # noqa: F811
+    path = f"{ROOT}/tests/doubles:/usr/bin:/bin"
+    servers = {"b2": ssh_server("127.0.0.2", forwarding="remote", path=path),
+               "b3": ssh_server("127.0.0.3", forwarding="remote", path=path)}
+    config = isolated / ".config/sluice/config.toml"
+    config.parent.mkdir(parents=True)
+    found = Farm(servers, config, tmp_path / "hosts")
+    found.write()
+    result = queue("target", "add", "multi", "--arch", "x86_64", "--arch", "aarch64",
+                   "--mock-config", "x86_64=fedora-41-x86_64", "--mock-config", "aarch64=fedora-41-aarch64")
+    assert result.code == 0, result.err
+    return found
+
+
+def background(sluice_repo: str) -> subprocess.Popen:
+    return subprocess.Popen([SLUICE, "--repo", sluice_repo, "run"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(check, what: str, seconds: float = 60):
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def stop(runner: subprocess.Popen) -> str:
+    runner.terminate()
+    _, err = runner.communicate(timeout=60)
+    return err
+
+
+def test_each_arch_builds_on_its_own_host_and_results_come_back_verified(queue, farm, make_srpm):
+    build = submit(queue, make_srpm("remote", "1.0", "1"), "--target", "multi")
+    run_once(queue)
+    shown = show(queue, build)
+    assert shown["state"] == "built", [e["reason"] for e in shown["events"]]
+    hosts = {t["arch"]: (t["host"], t["attempts"][0]["builder"]) for t in shown["tasks"]}
+    assert hosts == {"x86_64": ("127.0.0.2", "b2"), "aarch64": ("127.0.0.3", "b3")}
+    names = sorted(a["name"] for a in shown["artifacts"])
+    assert names == ["remote-1.0-1.aarch64.rpm", "remote-1.0-1.src.rpm", "remote-1.0-1.x86_64.rpm"]
+    assert "TEST DOUBLE" in queue("log", build[:7], "--arch", "aarch64").out
+    assert "fedora-41-aarch64" in queue("log", build[:7], "--arch", "aarch64").out
+    assert not any((farm.work / "b2").iterdir())  # a built task leaves nothing on the host
+
+
+def test_buildrequires_reach_remote_hosts_through_the_reverse_forward(queue, farm, make_srpm):
+    lib = submit(queue, make_srpm("libremote", "2.0", "1"), "--target", "multi")
+    app = submit(queue, make_srpm("remoteapp", "1.0", "1", "BuildRequires: libremote >= 2.0"),
+                 "--target", "multi", "--after", lib[:7])
+    run_once(queue)
+    shown = show(queue, app)
+    assert shown["state"] == "built", [e["reason"] for e in shown["events"]]
+    root_log = queue("log", app[:7], "--arch", "aarch64", "--file", "root.log").out
+    assert "libremote" in root_log and "http://127.0.0.1:" in root_log
+
+
+def test_an_unknown_host_key_is_refused_and_the_other_host_keeps_working(queue, farm, make_srpm, tmp_path):
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    farm.write(b3=empty)
+    build = submit(queue, make_srpm("keyless", "1.0", "1"), "--target", "multi")
+    runner = background(queue.repo)
+    try:
+        reason = wait_for(lambda: show(queue, build)["waiting"].get("aarch64", "").startswith("builders down")
+                          and show(queue, build)["waiting"]["aarch64"], "the reason")
+        assert str(empty) in reason and "SHA256:" in reason and "not in" in reason
+        wait_for(lambda: show(queue, build)["arches"]["x86_64"] == "built", "x86_64 to build")
+    finally:
+        err = stop(runner)
+    assert "builder b3 is down" in err
+    assert empty.read_text() == ""  # never learned
+    assert show(queue, build)["arches"] == {"x86_64": "built", "aarch64": "queued"}
+
+
+def test_a_changed_host_key_is_refused_as_a_possible_attack(queue, farm):
+    wrong = Path(str(farm.servers["b3"].host.known_hosts) + ".wrong")
+    b2_key = farm.servers["b2"].host.known_hosts.read_text().split(" ", 1)[1]
+    host = farm.servers["b3"].host
+    wrong.write_text(f"[{host.host}]:{host.port} {b2_key}")
+    farm.write(b3=wrong)
+    result = queue("--json", "builders", "--check")
+    assert result.code == 1
+    checks = {b["name"]: b["check"]["problems"] for b in result.json}
+    assert checks["b2"] == []
+    assert "has changed" in checks["b3"][0] and "man-in-the-middle" in checks["b3"][0]
+
+
+def test_a_host_that_is_down_leaves_its_tasks_queued_with_the_reason(queue, farm, make_srpm):
+    farm.servers["b3"].stop()
+    build = submit(queue, make_srpm("lonely", "1.0", "1"), "--target", "multi")
+    runner = background(queue.repo)
+    try:
+        reason = wait_for(lambda: show(queue, build)["waiting"].get("aarch64", "").startswith("builders down")
+                          and show(queue, build)["waiting"]["aarch64"], "the reason")
+        assert "b3" in reason
+        wait_for(lambda: show(queue, build)["arches"]["x86_64"] == "built", "x86_64 to build")
+        listed = queue("list").out
+        assert "builders down: b3" in listed
+    finally:
+        stop(runner)
+
+
+def test_a_dropped_connection_retries_the_task_on_another_host(queue, farm, make_srpm):
+    farm.arches = {"b3": "x86_64"}  # both hosts build x86_64 now
+    farm.write()
+    build = submit(queue, make_srpm("dropped", "1.0", "1", build="sleep 6"))  # default target: x86_64
+    runner = background(queue.repo)
+    try:
+        first = wait_for(lambda: [t for t in show(queue, build)["tasks"] if t["attempts"]], "the first attempt")
+        builder = first[0]["attempts"][0]["builder"]
+        time.sleep(1)
+        farm.servers[builder].drop_connections()
+        shown = wait_for(lambda: show(queue, build)["state"] == "built" and show(queue, build), "the retry", 120)
+    finally:
+        stop(runner)
+    attempts = shown["tasks"][0]["attempts"]
+    assert [a["result"] for a in attempts] == ["queued", "built"]
+    assert attempts[0]["builder"] == builder and attempts[1]["builder"] != builder
+    assert "lost" in attempts[0]["error"]
+    names = [a["name"] for a in shown["artifacts"]]
+    assert len(names) == len(set(names)) == 2  # the SRPM and one RPM, no duplicates
+
+
+def test_cancel_kills_the_remote_process_group_within_five_seconds(queue, farm, make_srpm):
+    marker = f"sluice-remote-cancel-{os.getpid()}-{time.time_ns()}"
+    build = submit(queue, make_srpm("remotesleep", "1.0", "1", build=f"bash -c 'exec -a {marker} sleep 300' & wait"),
+                   "--target", "multi", "--arch", "aarch64")
+    runner = background(queue.repo)
+    try:
+        wait_for(lambda: _running(marker), "the remote build")
+        assert queue("cancel", build[:7], "--yes", user=BOB).code == 0
+        cancelled = time.monotonic()
+        while _running(marker) and time.monotonic() - cancelled < 5:
+            time.sleep(0.1)
+        assert not _running(marker), "the remote build still runs 5 s after cancel"
+    finally:
+        stop(runner)
+    assert show(queue, build)["state"] == "cancelled"
+
+
+def _running(marker: str) -> bool:
+    return subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 0
+
+
+def test_builders_check_reaches_each_host(queue, farm):
+    result = queue("--json", "builders", "--check")
+    assert result.code == 0, result.out
+    assert [(b["name"], b["transport"], b["check"]["problems"]) for b in result.json] == \
+        [("b2", "ssh", []), ("b3", "ssh", [])]
+    assert all("host key verified, mock found" in b["check"]["summary"] for b in result.json)
+
+
+def test_a_host_without_the_build_tool_is_down_with_the_reason(queue, farm, ssh_server, make_srpm):
+    bare = ssh_server("127.0.0.4", forwarding="remote", path="/usr/bin:/bin")
+    farm.servers["b3"] = bare
+    farm.write()
+    result = queue("--json", "builders", "--check")
+    problems = {b["name"]: b["check"]["problems"] for b in result.json}
+    assert result.code == 1 and problems["b2"] == []
+    assert "mock is missing or broken on 127.0.0.4" in problems["b3"][0]
+    build = submit(queue, make_srpm("toolless", "1.0", "1"), "--target", "multi")
+    notes = run_once(queue)
+    assert "mock is not usable on 127.0.0.4" in notes
+    assert show(queue, build)["arches"] == {"x86_64": "built", "aarch64": "queued"}
+    assert json.loads(queue("--json", "builders").out)[1]["name"] == "b3"
