@@ -33,6 +33,7 @@ class Buildroots:
                  note: Callable[[str], None] = lambda line: None) -> None:
         self.index, self.publisher, self.root, self.note = index, publisher, root, note
         self.members: dict[str, tuple[str, ...]] = {}  # target -> build ids, as last published
+        self._rpms: dict[str, tuple[str, list]] = {}  # build id -> (updated, its RPMs): read once per change
 
     def publish(self, snap: Snapshot) -> dict[str, tuple[str, ...]]:
         """Bring every target's buildroot repo up to `snap` (the index must be
@@ -42,9 +43,8 @@ class Buildroots:
         for row in self.index.rows(Filters(states=tuple(map(str, IN_BUILDROOT)))):
             if row["scratch"] or row["target"] not in wanted:
                 continue
-            view = builds.load_build(snap, row["id"])
-            members[row["target"]].append(view.id)
-            for rpm in tasks.rpms(view):
+            members[row["target"]].append(row["id"])
+            for rpm in self._rpms_of(snap, row):
                 wanted[row["target"]].setdefault(rpm.name, rpm.sha256)
         for target, files in wanted.items():
             result = self.publisher.publish(repo_dir(self.root, target), files)
@@ -52,6 +52,13 @@ class Buildroots:
                 self.note(f"buildroot {target}: +{len(result.added)} -{len(result.removed)} packages")
         self.members = {t: tuple(sorted(ids)) for t, ids in members.items()}
         return self.members
+
+    def _rpms_of(self, snap: Snapshot, row: dict) -> list:
+        known = self._rpms.get(row["id"])
+        if known is None or known[0] != row["updated"]:
+            known = (row["updated"], tasks.rpms(builds.load_build(snap, row["id"])))
+            self._rpms[row["id"]] = known
+        return known[1]
 
     def holds(self, target: str, build_id: str) -> bool:
         return build_id in self.members.get(target, ())

@@ -18,6 +18,7 @@ marked down with the reason and tried again later, and the others go on.
 from __future__ import annotations
 
 import collections
+import json
 import os
 import queue as queues
 import socket
@@ -38,6 +39,7 @@ from app.queue import Queue
 from backends.base import ArtifactStore, BuildTool, PackageReader, Progress, Snapshot, StateStore, Transport
 
 RETRY_DOWN = 30.0  # seconds before a host that was down is tried again
+RECHECK = 5.0  # seconds between looks at the queue when nothing happened
 RUNNER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -86,7 +88,9 @@ class Runner:
         self.done: queues.Queue[tuple[Job, Host, Outcome]] = queues.Queue()
         self.seen: str | None = None
         self.waiting: dict[str, dict[str, str]] = {}
-        self._status_written = ""
+        self.dirty = True  # something happened that may let a task start
+        self._looked = 0.0  # when the queue was last looked at
+        self._status: tuple[str, float] = ("", 0.0)  # what was last written, when
 
     # ------------------------------------------------------------ the loop
 
@@ -110,7 +114,10 @@ class Runner:
         """One round; False when nothing runs, connects or is due to start."""
         moved = self._catch_up()
         finished = self._finish_done()
-        started = self._dispatch()
+        started = False
+        if self.dirty or moved or finished or time.monotonic() - self._looked > RECHECK:
+            self.dirty, self._looked = False, time.monotonic()
+            started = self._dispatch()
         self._write_status()
         running = any(h.running for h in self.hosts) or any(h.state == "connecting" for h in self.hosts)
         return bool(moved or finished or started or running or self.store.head() != self.seen)
@@ -146,10 +153,12 @@ class Runner:
         started = False
         for row in reversed(rows):  # oldest first
             view = builds.load_build(snap, row["id"])
-            for arch, state in view.tasks.items():
-                if state is not State.QUEUED or (view.id, arch) in running or view.contested:
-                    continue
-                chosen = self._blocked(snap, view) or self._pick(view, arch)
+            due = [a for a, s in view.tasks.items() if s is State.QUEUED and (view.id, a) not in running]
+            if not due or view.contested:
+                continue
+            blocked = self._blocked(snap, view)
+            for arch in due:
+                chosen = blocked or self._pick(view, arch)
                 if isinstance(chosen, Host):
                     started |= self._start(snap, view, arch, chosen)
                 else:
@@ -159,6 +168,9 @@ class Runner:
 
     def _blocked(self, snap: Snapshot, view: BuildView) -> str | None:
         """Why `view` may not start yet because of the build it comes --after."""
+        if not self.artifacts.has(str(view.record.srpm.get("sha256"))):
+            return ("its SRPM is not in this machine's artifact store (it was submitted on another "
+                    "clone): run a runner where it was submitted")
         if not view.record.after:
             return None
         try:
@@ -303,6 +315,7 @@ class Runner:
                                   f"{attempt.text_of(made.stderr).strip()[:200]}")
             host.workdir = attempt.text_of(made.stdout).strip()
             host.transport, host.state = transport, "up"
+            self.dirty = True
             self.note(f"builder {builder.name} is up")
         except SluiceError as exc:
             self._down(host, str(exc))
@@ -315,21 +328,31 @@ class Runner:
                 pass
         host.transport = None
         host.state, host.reason, host.retry_at = "down", reason, time.monotonic() + RETRY_DOWN
+        self.dirty = True
         self.note(f"builder {host.builder.name} is down: {reason}")
 
     # ------------------------------------------------------------ status and upkeep
 
     def _write_status(self) -> None:
-        for host in self.hosts:
-            host.load.append(len(host.running))
+        """The status file, when it changed or every RECHECK seconds (which
+        keeps it fresh for readers and samples each builder's load)."""
         doc = {"builders": [{"name": h.builder.name, "transport": h.builder.transport, "host": h.builder.host,
                              "tool": h.builder.tool, "arches": list(h.builder.arches), "state": h.state,
                              "reason": h.reason, "slots": h.builder.slots, "busy": len(h.running),
                              "running": [{"build": j.record.id, "nvr": j.record.nvr, "arch": j.arch, "n": j.n,
-                                          "started": j.started} for j in h.running.values()],
-                             "load": list(h.load)} for h in self.hosts],
+                                          "started": j.started} for j in h.running.values()]}
+                            for h in self.hosts],
                "waiting": self.waiting}
+        text, now = json.dumps(doc, sort_keys=True), time.monotonic()
+        if text == self._status[0] and now - self._status[1] < RECHECK:
+            return
+        if now - self._status[1] >= RECHECK:
+            for host in self.hosts:
+                host.load.append(len(host.running))
+        for entry, host in zip(doc["builders"], self.hosts):
+            entry["load"] = list(host.load)
         waits.write_status(self.status_file, doc)
+        self._status = (text, now)
 
     def _reclaim_orphans(self) -> None:
         """Tasks this machine's runner claimed but never finished (it was

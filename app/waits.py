@@ -69,8 +69,8 @@ def alive(pid: Any) -> bool:
 def waiting(view: BuildView, settings: RunnerSettings, status: Mapping[str, Any] | None,
             dependency: Callable[[str], BuildView | None]) -> dict[str, str]:
     """arch -> why that queued task of `view` is not building yet."""
-    queued = [arch for arch, state in view.tasks.items() if state is State.QUEUED]
-    if not queued or view.state not in (State.QUEUED, State.BUILDING):
+    queued = queued_tasks(view)
+    if not queued:
         return {}
     told = ((status or {}).get("waiting") or {}).get(view.id) or {}
     found = {}
@@ -80,6 +80,13 @@ def waiting(view: BuildView, settings: RunnerSettings, status: Mapping[str, Any]
         else:
             found[arch] = static_reason(view, arch, settings, dependency, runner=status is not None)
     return found
+
+
+def queued_tasks(view: BuildView) -> list[str]:
+    """The arches of `view` that wait to be built."""
+    if view.state not in (State.QUEUED, State.BUILDING):
+        return []
+    return [arch for arch, state in view.tasks.items() if state is State.QUEUED]
 
 
 def static_reason(view: BuildView, arch: str, settings: RunnerSettings,

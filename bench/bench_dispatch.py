@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import io
 import shutil
+import socket
 import statistics
 import subprocess
 import threading
@@ -38,6 +39,23 @@ from pathlib import Path
 from bench.bench_farm import Farm, make_srpms, naive_task, run_once
 from bench.common import header, isolate, median, profile
 from backends.transport_ssh import SshTransport
+
+
+@contextlib.contextmanager
+def nodelay():
+    """DIAGNOSIS ONLY, not sluice's code: SshTransport with TCP_NODELAY set on
+    its socket, to show what Nagle + delayed ACK cost each round trip."""
+    original = SshTransport._socket
+
+    def patched(self):
+        sock = original(self)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    SshTransport._socket = patched
+    try:
+        yield
+    finally:
+        SshTransport._socket = original
 
 
 def p90(values: list[float]) -> float:
@@ -53,6 +71,9 @@ def figure(values: list[float]) -> str:
 def round_trips(farm: Farm, calls: int, per_ssh: int) -> dict[str, list[float]]:
     h = farm.servers["b2"].host
     transport = SshTransport(h.host, h.port, h.user, str(h.key), str(h.known_hosts))
+    with nodelay():
+        quick = SshTransport(h.host, h.port, h.user, str(h.key), str(h.known_hosts))
+        quick.run(["true"])
     master = ["-o", "ControlMaster=auto", "-o", f"ControlPath={farm.work}/cm", "-o", "ControlPersist=120"]
     plain, muxed = h.argv("true"), h.argv("true")
     muxed[1:1] = master
@@ -60,6 +81,7 @@ def round_trips(farm: Farm, calls: int, per_ssh: int) -> dict[str, list[float]]:
     try:
         for _ in range(5):  # warm: connection, channel machinery, the master
             transport.run(["true"])
+            quick.run(["true"])
         subprocess.run(muxed, check=True)
         while len(found["paramiko"]) < calls:
             for _ in range(per_ssh):
@@ -67,12 +89,16 @@ def round_trips(farm: Farm, calls: int, per_ssh: int) -> dict[str, list[float]]:
                 if transport.run(["true"]).status != 0:
                     raise RuntimeError("true failed on the host")
                 found["paramiko"].append(time.perf_counter() - start)
+                start = time.perf_counter()
+                quick.run(["true"])
+                found["nodelay"].append(time.perf_counter() - start)
             for name, argv in (("ssh", plain), ("ssh-mux", muxed)):
                 start = time.perf_counter()
                 subprocess.run(argv, check=True)
                 found[name].append(time.perf_counter() - start)
     finally:
         transport.close()
+        quick.close()
         subprocess.run([*muxed[:-3], "-O", "exit", *muxed[-3:-2]], capture_output=True)
     return found
 
@@ -212,6 +238,19 @@ def task_series(farm: Farm, tasks: int, do_profile: bool) -> None:
         print(f"       {name:52s} {1000 * seconds / n:7.1f}")
     print(f"       {'(in no timed step: waits, wake-ups, thread hand-off)':52s} {1000 * uncovered / n:7.1f}")
 
+    srpms = make_srpms(farm.work / "srpms", "nodelay", tasks, "true")
+    farm.submit(srpms)
+    farm.reset_times()
+    with nodelay():
+        wall, spans = instrumented(farm)
+    times = farm.tool_times()
+    per, uncovered = in_gaps(spans, gaps(times))
+    n = len(times) - 1
+    holes = [b - a for a, b in gaps(times)]
+    print(f"   the same with TCP_NODELAY     wall {wall:6.2f} s   gap {figure(holes)}   (diagnosis, not sluice's code)")
+    print("     " + ", ".join(f"{name.split(': ', 1)[1].strip()} {1000 * per[name] / n:.0f}"
+                              for name in sorted(per) if name.startswith("worker") and per[name] / n > 0.002))
+
     srpms = make_srpms(farm.work / "srpms", "peer", tasks, "true")
     farm.reset_times()
     server = farm.servers["b2"]
@@ -253,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   (a) SshTransport.run, warm connection   {figure(found['paramiko'])}")
         print(f"   (b) ssh host true, new connection (peer) {figure(found['ssh'])}")
         print(f"       ssh host true over a ControlMaster   {figure(found['ssh-mux'])}")
+        print(f"       (a) with TCP_NODELAY (diagnosis)     {figure(found['nodelay'])}")
         print(f"   ratio (a)/(b) {a / b:.3f}; (a)/ControlMaster {a / mux:.2f}; "
               f"target (a) <= (b) -> {'met' if a <= b else 'NOT met'}")
         task_series(farm, args.tasks, args.profile)

@@ -282,3 +282,30 @@ def test_a_bad_builder_config_names_the_file_and_changes_nothing(queue, isolated
     assert result.code == 2 and str(config) in result.err and "tool must be one of mock, rpmbuild" in result.err
     assert tree_files(GitStateStore.open(queue.repo)) == before
     assert json.loads(queue("--json", "list").out) == []
+
+
+def test_log_follow_waits_for_the_start_and_shows_every_line_live(queue, make_srpm):
+    script = "for i in $(seq 1 40); do echo live-line-$i; sleep 0.05; done"
+    build = submit(queue, make_srpm("streamy", "1.0", "1", build=script))
+    sluice = str(Path(sys.executable).parent / "sluice")
+    follower = subprocess.Popen([sluice, "--repo", queue.repo, "log", build[:7], "--follow"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1)  # the follower is waiting for a build that has not started
+    assert follower.poll() is None
+    runner = subprocess.Popen([sluice, "--repo", queue.repo, "run", "--once"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert runner.wait(timeout=120) == 0
+    out, err = follower.communicate(timeout=60)
+    assert follower.returncode == 0, err
+    assert "has not started building yet" in err
+    lines = [line for line in out.splitlines() if line.startswith("live-line-")]
+    assert lines == [f"live-line-{i}" for i in range(1, 41)]
+
+
+def test_a_broken_builder_table_does_not_break_listing(queue, make_srpm, isolated):
+    build = submit(queue, make_srpm("listed", "1.0", "1"))
+    config = isolated / ".config/sluice/config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[[builder]]\nname = "b1"\narches = "x86_64"\n')
+    result = queue("list")
+    assert result.code == 0 and build[:7] in result.out and "the local config is broken" in result.out

@@ -15,7 +15,7 @@ from typing import Any
 
 from app import builders, config, identity, waits
 from app.admin import Admin
-from app.errors import SluiceError, UsageError
+from app.errors import ConfigError, SluiceError, UsageError
 from app.index import Index
 from app.queue import Queue
 from app.submit import Submitter
@@ -101,7 +101,11 @@ class Context:
                 return self.queue.view(build_id)
             except SluiceError:
                 return None
-        return waits.waiting(view, self.settings, self.runner_status(), dependency)
+        try:
+            settings = self.settings
+        except ConfigError as exc:  # a broken builder table must not break listing
+            return {arch: f"the local config is broken: {exc.message}" for arch in waits.queued_tasks(view)}
+        return waits.waiting(view, settings, self.runner_status(), dependency)
 
     def ready(self) -> None:
         """Make sure there is a queue to work on; the embedded default is

@@ -5,12 +5,14 @@ import argparse
 import signal
 import sys
 import threading
+import time
 
-from app import logs, waits
+from app import logs, tasks, waits
 from app.buildroot import Buildroots
 from app.cli.context import Context
 from app.cli.progress import Bars
 from app.errors import SluiceError
+from app.model import State
 from app.rescue import rescue
 from app.runner import Runner, Wiring
 from backends.factory import build_tool
@@ -132,6 +134,8 @@ def _check_all(ctx: Context, builders) -> dict[str, dict]:
 def show_log(ctx: Context, args: argparse.Namespace) -> int:
     ctx.ready()
     view = ctx.queue.view(args.id)
+    if args.follow and args.file == logs.OUTPUT:
+        view = _started(ctx, view, args.arch)
     ref = logs.locate(view, args.arch, args.file, ctx.live_root, ctx.backends.artifacts)
 
     def write(chunk: bytes) -> None:
@@ -144,19 +148,31 @@ def show_log(ctx: Context, args: argparse.Namespace) -> int:
         logs.copy(ref.path, write)
         ctx.note(f"{view.record.short} is still building on {ref.arch}; --follow keeps printing")
     else:
-        n = len(_attempts(view, ref.arch))
+        n = len(tasks.attempts(view).get(ref.arch, []))
         logs.follow(ref.path, lambda: _ended(ctx, view.id, ref.arch, n), write)
     return 0
 
 
-def _attempts(view, arch):
-    from app import tasks
-    return tasks.attempts(view).get(arch, [])
+def _started(ctx: Context, view, arch: str | None):
+    """With --follow, a build that waits is waited for: it may start soon."""
+    told = False
+    while view.state in (State.QUEUED, State.BUILDING) and not any(
+            a for a in _attempts_all(view, arch) if a.ended is None):
+        if not told:
+            ctx.note(f"{view.record.short} has not started building yet; waiting (Ctrl-C to stop)")
+            told = True
+        time.sleep(0.5)
+        view = ctx.queue.view(view.id)
+    return view
+
+
+def _attempts_all(view, arch: str | None) -> list:
+    return [a for name, found in tasks.attempts(view).items() if arch in (None, name) for a in found]
 
 
 def _ended(ctx: Context, build_id: str, arch: str, n: int) -> bool:
     view = ctx.queue.view(build_id)
-    attempts = _attempts(view, arch)
+    attempts = tasks.attempts(view).get(arch, [])
     return len(attempts) > n or (bool(attempts) and attempts[-1].ended is not None) or \
         view.tasks.get(arch) != "building"
 
