@@ -275,11 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.bench_dispatch", description=__doc__.split("\n\n")[0])
     p.add_argument("--calls", type=int, default=200, help="paramiko round trips (ssh: a fifth of that)")
     p.add_argument("--tasks", type=int, default=30, help="tiny builds per series in (c)")
-    p.add_argument("--quick", action="store_true", help="50 calls, 6 tasks")
+    p.add_argument("--quick", action="store_true", help="50 calls, 4 tasks")
     p.add_argument("--profile", action="store_true", help="cProfile one more in-process run")
     args = p.parse_args(argv)
     if args.quick:
-        args.calls, args.tasks = 50, 6
+        args.calls, args.tasks = 50, 4
     home = isolate()
     header("5. per-task dispatch overhead: paramiko and the runner vs OpenSSH")
     work = Path(home) / "dispatch"

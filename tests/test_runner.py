@@ -309,3 +309,31 @@ def test_a_broken_builder_table_does_not_break_listing(queue, make_srpm, isolate
     config.write_text('[[builder]]\nname = "b1"\narches = "x86_64"\n')
     result = queue("list")
     assert result.code == 0 and build[:7] in result.out and "the local config is broken" in result.out
+
+
+def test_queued_tasks_say_when_every_slot_is_busy_or_no_builder_builds_their_arch(queue, make_srpm, isolated):
+    assert queue("target", "add", "arm", "--arch", "aarch64").code == 0
+    armed = submit(queue, make_srpm("armonly", "1.0", "1"), "--target", "arm")
+    assert "no builder for aarch64" in show(queue, armed)["waiting"]["aarch64"]
+    first = submit(queue, make_srpm("slot1", "1.0", "1", build="sleep 4"))
+    second = submit(queue, make_srpm("slot2", "1.0", "1"))
+    sluice = str(Path(sys.executable).parent / "sluice")
+    runner = subprocess.Popen([sluice, "--repo", queue.repo, "run"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while show(queue, first)["state"] != "building":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        arch = os.uname().machine
+        while "slots" not in show(queue, second)["waiting"].get(arch, ""):
+            assert time.monotonic() < deadline, show(queue, second)["waiting"]
+            time.sleep(0.2)
+        assert show(queue, second)["waiting"][arch] == f"all 1 slots for {arch} are busy"
+        assert "no builder for aarch64" in show(queue, armed)["waiting"]["aarch64"]
+        while show(queue, second)["state"] != "built":
+            assert time.monotonic() < deadline + 60
+            time.sleep(0.2)
+    finally:
+        runner.terminate()
+        runner.wait(timeout=30)

@@ -215,3 +215,19 @@ def test_a_host_without_the_build_tool_is_down_with_the_reason(queue, farm, ssh_
     assert "mock is not usable on 127.0.0.4" in notes
     assert show(queue, build)["arches"] == {"x86_64": "built", "aarch64": "queued"}
     assert json.loads(queue("--json", "builders").out)[1]["name"] == "b3"
+
+
+def test_a_task_fails_once_its_attempts_are_used_up(queue, farm, make_srpm):
+    farm.write()
+    farm.config.write_text("[runner]\nattempts = 1\n\n" + farm.config.read_text())
+    build = submit(queue, make_srpm("unlucky", "1.0", "1", build="sleep 6"), "--target", "multi", "--arch", "x86_64")
+    runner = background(queue.repo)
+    try:
+        wait_for(lambda: show(queue, build)["tasks"][0]["attempts"], "the attempt")
+        time.sleep(1)
+        farm.servers["b2"].drop_connections()
+        shown = wait_for(lambda: show(queue, build)["state"] == "failed" and show(queue, build), "the failure", 60)
+    finally:
+        stop(runner)
+    assert "gave up after 1 attempts" in shown["events"][-1]["reason"]
+    assert [a["result"] for a in shown["tasks"][0]["attempts"]] == ["failed"]
