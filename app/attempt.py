@@ -3,13 +3,15 @@
 This runs in a worker thread of the runner and touches only the host, the
 artifact store and the live log file; every state change is the runner's
 (main thread) business. The host is not trusted: every result it reports is
-a plain file name, downloaded, hashed here and compared with the digest the
-host gave, and every RPM's header must say it was built from this build's
-SRPM, before anything enters the artifact store.
+a plain file name; it is downloaded, hashed here and compared with the
+digest the host gave, and every RPM's header (digest-checked) must say it
+was built from this build's SRPM, for this task's arch, under its own file
+name, before it enters the artifact store.
 """
 from __future__ import annotations
 
 import collections
+import hashlib
 import os
 import re
 import shutil
@@ -18,23 +20,33 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-from app.model import BuildRecord, State, timestamp
+from app.model import BuildRecord, State, clean_text, timestamp
 from app.tasks import Artifact, safe_name
 from backends.base import (ArtifactStore, BackendError, BadInput, BuildSpec, BuildTool, Disconnected,
                            PackageReader, Progress, Transport)
 
 SRPM_NAME = "source.src.rpm"  # the upload's name on the host: never package-controlled
 TAIL_BYTES = 8192  # of the output kept for a failure's event
+MARKER = "SLUICE_TASK"  # in the build's environment: how a leftover build is recognised
 _LISTING = ('cd -- "$1" || exit 3; for f in *; do '
             'if [ -f "$f" ] && [ ! -L "$f" ]; then sha256sum -- "$f" || exit 4; fi; done')
 _SUM = re.compile(r"([0-9a-f]{64}) [ *](.*)")
-_MISSING = re.compile(r"sluice: missing BuildRequires: (.*?)(?: \(not in|$)")
+# What builds say about BuildRequires they could not get: sluice's rpmbuild
+# helper, rpmbuild itself, and dnf (4 and 5) inside mock.
+_MISSING = re.compile(r"sluice: missing BuildRequires: (.*?)(?: \(not in|$)", re.M)
 _NEEDED = re.compile(r"^\s+(\S+)(?: [<>=]+ \S+)? is needed by ", re.M)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_DNF = re.compile(r"(?:No matching package to install: '([^']+)'|No match for argument: (\S+))")
+_CHUNK = 1 << 20
+
+Progresses = Callable[[str], Progress | None]
 
 
 class ImportProblem(Exception):
     """The results could not be fetched or verified: failed-to-import."""
+
+
+class Cancelled(Exception):
+    """The task was cancelled (or the runner stops) during a transfer."""
 
 
 @dataclass
@@ -52,6 +64,8 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     started: str = field(default_factory=timestamp)
     stopping: bool = False  # cancelled because the runner stops, not the build
+    pgid: int | None = None  # the build's process group on the host, once started
+    transport: Transport | None = None  # the connection it ran on
 
     @property
     def resultdir(self) -> str:
@@ -68,16 +82,23 @@ class Outcome:
     logs: dict = field(default_factory=dict)
     missing: tuple[str, ...] = ()
     ended: str = field(default_factory=timestamp)
+    lost: bool = False  # the connection to the host dropped
 
 
 def run(job: Job, host: Transport, tool: BuildTool, store: ArtifactStore, reader: PackageReader,
-        progress: Callable[[str], Progress | None] = lambda what: None) -> Outcome:
+        progress: Progresses = lambda what: None, started: Callable[[Job], None] = lambda job: None) -> Outcome:
     """Upload, build, stream, collect: never raises for what a host can do."""
+    watched = _watching(job, progress)
     tail: collections.deque[bytes] = collections.deque()
     try:
-        status = _build(job, host, tool, store, tail, progress)
+        status = _build(job, host, tool, store, tail, watched, started)
+    except Cancelled:
+        status = None
     except Disconnected as exc:
-        return Outcome(State.QUEUED, error=f"lost {job.builder}: {exc.message}", log=_keep(store, job.live_log))
+        return Outcome(State.QUEUED, error=f"lost {job.builder}: {exc.message}", log=_keep(store, job.live_log),
+                       lost=True)
+    except BadInput as exc:  # the build cannot be made on this builder, however often it is tried
+        return Outcome(State.FAILED, error=f"{job.builder}: {exc}", log=_keep(store, job.live_log))
     except BackendError as exc:
         return Outcome(State.QUEUED, error=f"{job.builder}: {exc.message}", log=_keep(store, job.live_log))
     log = _keep(store, job.live_log)
@@ -85,34 +106,64 @@ def run(job: Job, host: Transport, tool: BuildTool, store: ArtifactStore, reader
         return Outcome(State.CANCELLED, error="cancelled", log=log)
     text = text_of(b"".join(tail))
     if status != 0:
-        logs = {}
-        try:
-            _, logs = collect(host, job.resultdir, job.record, store, reader, logs_only=True)
-        except (ImportProblem, BackendError):
-            pass  # the failure is what matters; its logs are a bonus
-        return Outcome(State.FAILED, status, last_lines(text), log, logs=logs, missing=missing_requires(text))
+        return _failed(job, host, store, reader, status, text, log)
     try:
-        artifacts, logs = collect(host, job.resultdir, job.record, store, reader, progress=progress)
+        artifacts, logs = collect(host, job.resultdir, job.record, job.arch, store, reader, progress=watched)
+    except Cancelled:
+        return Outcome(State.CANCELLED, error="cancelled", log=log)
     except Disconnected as exc:
         return Outcome(State.FAILED_TO_IMPORT, status, f"lost {job.builder} while fetching results: "
                        f"{exc.message}; `sluice rescue` fetches them again", log)
     except (ImportProblem, BackendError) as exc:
-        return Outcome(State.FAILED_TO_IMPORT, status, str(exc), log)
+        return Outcome(State.FAILED_TO_IMPORT, status, clean_text(str(exc), 2000), log)
     return Outcome(State.BUILT, status, "", log, tuple(artifacts), logs)
 
 
-def _build(job: Job, host: Transport, tool: BuildTool, store: ArtifactStore,
-           tail: collections.deque[bytes], progress: Callable[[str], Progress | None]) -> int | None:
+def _failed(job: Job, host: Transport, store: ArtifactStore, reader: PackageReader, status: int, text: str,
+            log: str | None) -> Outcome:
+    logs: dict[str, str] = {}
+    try:
+        _, logs = collect(host, job.resultdir, job.record, job.arch, store, reader, logs_only=True)
+    except (ImportProblem, BackendError, Cancelled):
+        pass  # the failure is what matters; its logs are a bonus
+    root = logs.get("root.log")
+    if root and store.has(root):
+        with open(store.path(root), "rb") as f:
+            text += "\n" + text_of(f.read(4 * _CHUNK))
+    return Outcome(State.FAILED, status, last_lines(text), log, logs=logs, missing=missing_requires(text))
+
+
+def _watching(job: Job, progress: Progresses) -> Progresses:
+    """Progress callbacks that also stop a transfer when the task is cancelled."""
+    def make(what: str) -> Progress:
+        shown = progress(what)
+
+        def update(done: int, total: int) -> None:
+            if job.cancel.is_set():
+                raise Cancelled(what)
+            if shown is not None:
+                shown(done, total)
+        return update
+    return make
+
+
+def _build(job: Job, host: Transport, tool: BuildTool, store: ArtifactStore, tail: collections.deque[bytes],
+           progress: Progresses, started: Callable[[Job], None]) -> int | None:
     """The exit status of the build, or None when it was cancelled."""
-    _checked(host, ["mkdir", "-p", "--", job.resultdir], "make the build folder")
+    # a fresh folder: never results of an earlier attempt with the same number
+    _checked(host, ["sh", "-c", 'rm -rf -- "$1" && mkdir -p -- "$1/result"', "sh", job.taskdir],
+             "make the build folder")
     remote = f"{job.taskdir}/{SRPM_NAME}"
     host.put(store.path(str(job.record.srpm.get("sha256"))), remote,
              progress(f"upload {job.record.nvr}.src.rpm to {job.builder}"))
     spec = BuildSpec(remote, job.resultdir, job.arch, job.config, job.repos)
+    command = ["env", f"{MARKER}={job.taskdir}", *tool.command(spec)]
     os.makedirs(os.path.dirname(job.live_log), exist_ok=True)
     kept = 0
     with open(job.live_log, "ab") as out:
-        process = host.start(tool.command(spec))
+        process = host.start(command)
+        job.pgid = getattr(process, "pgid", None)
+        started(job)
         while True:
             if job.cancel.is_set():
                 process.kill()
@@ -135,17 +186,19 @@ def _build(job: Job, host: Transport, tool: BuildTool, store: ArtifactStore,
     return status
 
 
-def collect(host: Transport, resultdir: str, record: BuildRecord, store: ArtifactStore, reader: PackageReader,
-            *, logs_only: bool = False, progress: Callable[[str], Progress | None] = lambda what: None
-            ) -> tuple[list[Artifact], dict[str, str]]:
-    """Fetch and verify the results in `resultdir`: (RPMs, logs name -> sha256)."""
+def collect(host: Transport, resultdir: str, record: BuildRecord, arch: str, store: ArtifactStore,
+            reader: PackageReader, *, logs_only: bool = False,
+            progress: Progresses = lambda what: None) -> tuple[list[Artifact], dict[str, str]]:
+    """Fetch and verify the results in `resultdir`: (RPMs, logs name -> sha256).
+    The SRPM the tool wrote back is not imported: the build's own is the one."""
     listed = host.run(["sh", "-c", _LISTING, "sh", resultdir])
     if listed.status != 0:
         raise ImportProblem(f"cannot list the results in {resultdir} on {host.host} "
                             f"(exit {listed.status}): {text_of(listed.stderr).strip()[:300]}")
     reported = parse_listing(text_of(listed.stdout))
-    wanted = {n: d for n, d in reported.items() if n.endswith(".log") or (not logs_only and n.endswith(".rpm"))}
-    if not logs_only and not any(n.endswith(".rpm") and not n.endswith(".src.rpm") for n in wanted):
+    wanted = {n: d for n, d in reported.items() if n.endswith(".log") or
+              (not logs_only and n.endswith(".rpm") and not n.endswith(".src.rpm"))}
+    if not logs_only and not any(n.endswith(".rpm") for n in wanted):
         raise ImportProblem(f"the build on {host.host} reported no binary RPMs in {resultdir}")
     artifacts, logs = [], {}
     scratch = tempfile.mkdtemp(dir=store.incoming(), prefix=".results-")
@@ -153,14 +206,17 @@ def collect(host: Transport, resultdir: str, record: BuildRecord, store: Artifac
         for name, digest in sorted(wanted.items()):
             local = os.path.join(scratch, name)
             host.get(f"{resultdir}/{name}", local, progress(f"download {name} from {host.host}"))
-            stored = store.put(local)
-            if stored.sha256 != digest:
+            got = _sha256(local)
+            if got != digest:
                 raise ImportProblem(f"{name} from {host.host} does not match its digest: the host said "
-                                    f"{digest[:16]}…, the file is {stored.sha256[:16]}…")
+                                    f"{digest[:16]}…, the file is {got[:16]}…")
+            if name.endswith(".rpm"):
+                artifact = _verified(reader, local, name, record, arch, got)
+            stored = store.put(local)
             if name.endswith(".log"):
                 logs[name] = stored.sha256
             else:
-                artifacts.append(_verified(reader, local, name, record, stored.sha256, stored.size))
+                artifacts.append(Artifact(name, artifact.arch, stored.sha256, stored.size))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return artifacts, logs
@@ -182,25 +238,37 @@ def parse_listing(text: str) -> dict[str, str]:
     return found
 
 
-def _verified(reader: PackageReader, path: str, name: str, record: BuildRecord, sha256: str,
-              size: int) -> Artifact:
+def _verified(reader: PackageReader, path: str, name: str, record: BuildRecord, arch: str,
+              sha256: str) -> Artifact:
     try:
         package = reader.read_binary(path)
     except BadInput as exc:
         raise ImportProblem(f"{name} is not a valid RPM: {exc.message}") from exc
     source = f"{record.nvr}.src.rpm"
-    ours = (package.name, package.version, package.release) == (record.package, record.version, record.release) \
-        if package.arch == "src" else package.sourcerpm == source
-    if not ours:
+    if package.arch == "src" or package.sourcerpm != source:
         raise ImportProblem(f"{name} was not built from {source} (its header says "
-                            f"{package.sourcerpm or package.name + '-' + package.version}): refused")
-    return Artifact(name, package.arch, sha256, size)
+                            f"{package.sourcerpm or 'it is a source package'}): refused")
+    if package.arch not in (arch, "noarch"):
+        raise ImportProblem(f"{name} is built for {package.arch}, but this task builds {arch}: refused "
+                            "(check the builder's mock config for this arch)")
+    expected = f"{package.name}-{package.version}-{package.release}.{package.arch}.rpm"
+    if name != expected:
+        raise ImportProblem(f"{name} is named unlike its header ({expected}): refused")
+    return Artifact(name, package.arch, sha256, package.size)
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _checked(host: Transport, argv: list[str], what: str) -> None:
     result = host.run(argv)
     if result.status != 0:
-        raise BackendError(f"cannot {what} on {host.host}: {text_of(result.stderr).strip()[:300]}",
+        raise BackendError(f"cannot {what} on {host.host}: {clean_text(text_of(result.stderr).strip(), 300)}",
                            "check the builder's workdir and free space (`sluice builders --check`)")
 
 
@@ -216,12 +284,12 @@ def text_of(data: bytes) -> str:
 
 def last_lines(text: str, lines: int = 40) -> str:
     """The end of a build's output, fit for an event's reason (no control characters)."""
-    kept = "\n".join(text.replace("\r\n", "\n").replace("\r", "\n").splitlines()[-lines:])
-    return _CONTROL.sub("?", kept)[-TAIL_BYTES:]
+    return clean_text("\n".join(clean_text(text).splitlines()[-lines:]), TAIL_BYTES)
 
 
 def missing_requires(text: str) -> tuple[str, ...]:
     """The BuildRequires a build said it could not find."""
     found = [n.strip() for m in _MISSING.finditer(text) for n in m.group(1).split(",")]
     found += _NEEDED.findall(text)
+    found += [a or b for a, b in _DNF.findall(text)]
     return tuple(dict.fromkeys(n for n in found if n))

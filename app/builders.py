@@ -38,7 +38,10 @@ from app.model import ARCH, NAME
 
 TOOLS = ("mock", "rpmbuild")
 _KEYS = {"name", "host", "port", "user", "key", "known_hosts", "arches", "slots", "tool", "workdir",
-         "mock_config", "transport"}
+         "mock_config", "transport", "max_sessions"}
+# A build holds one SSH session for its whole run; uploads, downloads and
+# short commands need two more. sshd allows 10 per connection by default.
+SESSIONS_BESIDE_BUILDS = 2
 DEFAULT_ATTEMPTS = 3
 
 
@@ -115,14 +118,22 @@ def _builder(doc: Any, where: str, local_workdir: str) -> Builder:
     transport = doc.get("transport", "ssh" if "host" in doc else "local")
     if transport not in ("local", "ssh"):
         raise ConfigError(where, f"transport must be local or ssh, not {transport!r}")
+    for key in ("host", "user", "key", "known_hosts", "workdir", "transport", "tool"):
+        if key in doc and not (isinstance(doc[key], str) and doc[key]):
+            raise ConfigError(where, f"{key} must be a non-empty string")
     tool = doc.get("tool", "mock")
     if tool not in TOOLS:
         raise ConfigError(where, f"tool must be one of {', '.join(TOOLS)}, not {tool!r}")
     slots = doc.get("slots", 1)
     port = doc.get("port", 22)
-    for key, value, top in (("slots", slots, 64), ("port", port, 65535)):
+    sessions = doc.get("max_sessions", 10)
+    for key, value, top in (("slots", slots, 64), ("port", port, 65535), ("max_sessions", sessions, 1000)):
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= top:
             raise ConfigError(where, f"{key} must be a whole number from 1 to {top}")
+    if transport == "ssh" and slots + SESSIONS_BESIDE_BUILDS > sessions:
+        raise ConfigError(where, f"slots = {slots} needs {slots + SESSIONS_BESIDE_BUILDS} SSH sessions, "
+                          f"but max_sessions is {sessions}",
+                          "raise MaxSessions in the host's sshd_config and max_sessions here, or lower slots")
     mock = doc.get("mock_config", {})
     if not (isinstance(mock, dict) and all(isinstance(v, str) and v for v in mock.values())):
         raise ConfigError(where, "[builder.mock_config] maps target = \"mock config\"")

@@ -6,7 +6,8 @@ before it is released. Scratch builds never are. The repo's content is
 derived from the queue, never edited by hand: `publish` makes
 `<repos>/<target>/buildroot/` hold exactly the binary RPMs of those builds
 (createrepo_c, incremental) and answers which builds it holds, which the
-runner records on every task it starts.
+runner records on every task it starts. A build whose RPMs this machine does
+not have (it was built on another clone) is left out, and said so once.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Callable
 from app import builds, tasks
 from app.index import Filters, Index
 from app.model import State
-from backends.base import Publisher, Snapshot
+from backends.base import ArtifactStore, Publisher, Snapshot
 
 IN_BUILDROOT = (State.BUILT, State.HELD, State.NEEDSIGN, State.SIGNED, State.TESTING, State.TESTED,
                 State.STABLE)
@@ -29,9 +30,10 @@ def repo_dir(root: str, target: str) -> str:
 
 
 class Buildroots:
-    def __init__(self, index: Index, publisher: Publisher, root: str,
+    def __init__(self, index: Index, publisher: Publisher, artifacts: ArtifactStore, root: str,
                  note: Callable[[str], None] = lambda line: None) -> None:
-        self.index, self.publisher, self.root, self.note = index, publisher, root, note
+        self.index, self.publisher, self.artifacts, self.root, self.note = index, publisher, artifacts, root, note
+        self._missing: set[str] = set()  # builds already reported as not publishable here
         self.members: dict[str, tuple[str, ...]] = {}  # target -> build ids, as last published
         self._rpms: dict[str, tuple[str, list]] = {}  # build id -> (updated, its RPMs): read once per change
 
@@ -43,8 +45,16 @@ class Buildroots:
         for row in self.index.rows(Filters(states=tuple(map(str, IN_BUILDROOT)))):
             if row["scratch"] or row["target"] not in wanted:
                 continue
+            rpms = self._rpms_of(snap, row)
+            absent = [r.name for r in rpms if not self.artifacts.has(r.sha256)]
+            if absent:  # built on another clone: its RPMs are in that machine's store
+                if row["id"] not in self._missing:
+                    self._missing.add(row["id"])
+                    self.note(f"buildroot {row['target']}: {row['nvr']} ({row['id'][:7]}) left out, its RPMs "
+                              f"are not in this machine's artifact store ({', '.join(absent[:3])})")
+                continue
             members[row["target"]].append(row["id"])
-            for rpm in self._rpms_of(snap, row):
+            for rpm in rpms:
                 wanted[row["target"]].setdefault(rpm.name, rpm.sha256)
         for target, files in wanted.items():
             result = self.publisher.publish(repo_dir(self.root, target), files)

@@ -51,7 +51,12 @@ def locate(view: BuildView, arch: str | None, name: str, live_root: str, store: 
                        "see why it waits with `sluice show`")
     last = attempts[-1]
     if last.ended is None and name == OUTPUT and view.tasks.get(arch) is State.BUILDING:
-        return LogRef(arch, name, live_path(live_root, view.id, arch, last.n), True)
+        path = live_path(live_root, view.id, arch, last.n)
+        if not os.path.exists(path):
+            raise NotFound(f"{view.record.short} is building on {arch} on {last.builder} ({last.host}) for "
+                           "another machine's runner: its live log is there",
+                           "read it on the machine that runs the build, or wait until it ends and sync")
+        return LogRef(arch, name, path, True)
     stored = tasks.logs(view, arch)
     if name not in stored:
         known = ", ".join(sorted(stored)) or "none"
@@ -80,11 +85,6 @@ def copy(path: str, write: Callable[[bytes], None]) -> None:
 def follow(path: str, finished: Callable[[], bool], write: Callable[[bytes], None], poll: float = 0.2) -> None:
     """Write the file from its start, then what is appended, until
     `finished()` says the attempt ended and everything was read."""
-    deadline = time.monotonic() + 30
-    while not os.path.exists(path):
-        if finished() or time.monotonic() > deadline:
-            return
-        time.sleep(poll)
     with open(path, "rb") as f:
         while True:
             chunk = f.read(_CHUNK)

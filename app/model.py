@@ -236,7 +236,14 @@ def _typed(doc: Mapping[str, Any], key: str, kind: type) -> Any:
     return value
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_text(text: str, limit: int = MAX_TEXT) -> str:
+    """Text from a build or a host, fit for an event (and for a terminal):
+    line ends made plain, other control characters (escapes) replaced."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL.sub("?", text)[-limit:]
 
 
 def _text(doc: Mapping[str, Any], key: str, limit: int, required: bool = True) -> str:

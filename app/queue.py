@@ -15,7 +15,7 @@ from app.actions import Action
 from app.errors import StateConflict
 from app.index import Index
 from app.lifecycle import RULES, BuildView, extend
-from app.model import Event, Op, State, StoredEvent, timestamp
+from app.model import Event, Op, State, StoredEvent, decode_event, timestamp
 from backends.base import Change, Person, Snapshot, StateStore
 
 BATCH_OPS = frozenset({Op.APPROVE, Op.SIGN, Op.PUSH_TESTING, Op.PUSH_STABLE})
@@ -82,6 +82,7 @@ class Queue:
                 event = make_event(member, op, self.actor.email, self.store.replica, **how)
                 lifecycle.check(member, member.record, event, policy)
                 event_id, body = event.encode()
+                decode_event(event_id, body)  # never write what every reader would refuse
                 files[builds.event_path(member.id, event_id)] = body
                 events.append(event)
                 # the commit adds exactly this event, so this is how the build folds after it

@@ -39,7 +39,7 @@ def rescue(queue: Queue, build: str, settings: RunnerSettings, connect: Callable
         builder = _builder(settings, last.builder, view, arch)
         host = connect(builder)
         try:
-            artifacts, arch_logs = attempt.collect(host, last.resultdir, view.record, store, reader,
+            artifacts, arch_logs = attempt.collect(host, last.resultdir, view.record, arch, store, reader,
                                                    progress=progress)
         except ImportProblem as exc:
             raise BackendError(f"still cannot import {view.record.short} on {arch}: {exc}",

@@ -3,68 +3,48 @@
 One main thread owns every state change; worker threads only talk to hosts
 (see `app.attempt`) and hand back an `Outcome`. Each tick the main thread:
 
-1. when the state ref moved, refreshes the index, republishes the buildroot
-   repos and tells workers whose task was cancelled to kill their build;
+1. when the state ref moved, tells workers whose task was cancelled to kill
+   their build, refreshes the index and republishes the buildroot repos;
 2. writes a `finish` event for each attempt that ended (a lost host puts the
-   task back in the queue for another host, up to `[runner] attempts`);
+   task back in the queue for another host, up to `[runner] attempts`); a
+   write that fails is kept and tried again, never dropped;
 3. starts queued tasks on builders with a free slot for their arch. The
    claim is a `start` event written by compare-and-swap and validated
    against the task's state, so two runners never build one task twice;
 4. writes the status file that tells `list` and `show` why tasks wait.
 
-Hosts are connected in the background; a host that cannot be reached is
-marked down with the reason and tried again later, and the others go on.
+Hosts are connected in the background (`app.hosts`); a host that cannot be
+reached is marked down with the reason and tried again later, and the
+others go on. The main thread does no remote work, so a cancel is seen
+within one tick.
 """
 from __future__ import annotations
 
-import collections
 import json
 import os
 import queue as queues
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
-from app import attempt, builds, logs, tasks, waits
+from app import attempt, builds, hosts, logs, tasks, waits
 from app.attempt import Job, Outcome
 from app.builders import Builder, RunnerSettings
-from app.buildroot import NEVER, Buildroots, repo_dir
+from app.buildroot import NEVER, Buildroots
 from app.errors import NotFound, SluiceError, StateConflict
+from app.hosts import Host, HostState, Leftovers
 from app.index import Filters, Index
 from app.lifecycle import BuildView
-from app.model import MAX_TEXT, Op, State, timestamp
+from app.model import MAX_TEXT, Op, State, clean_text, timestamp
 from app.queue import Queue
-from backends.base import ArtifactStore, BuildTool, PackageReader, Progress, Snapshot, StateStore, Transport
+from backends.base import (ArtifactStore, BuildTool, Disconnected, PackageReader, Progress, Snapshot, StateStore,
+                           Transport)
 
 RETRY_DOWN = 30.0  # seconds before a host that was down is tried again
 RECHECK = 5.0  # seconds between looks at the queue when nothing happened
 RUNNER_ID = f"{socket.gethostname()}:{os.getpid()}"
-
-
-@dataclass
-class Host:
-    """A builder as the runner sees it: connection, slots, running jobs."""
-
-    builder: Builder
-    transport: Transport | None = None
-    state: str = "idle"  # idle, connecting, up, down
-    reason: str = ""
-    retry_at: float = 0.0
-    workdir: str = ""
-    repo_port: int = 0
-    running: dict[tuple[str, str], Job] = field(default_factory=dict)
-    load: collections.deque = field(default_factory=lambda: collections.deque(maxlen=60))
-
-    @property
-    def free(self) -> int:
-        return self.builder.slots - len(self.running)
-
-    def repo_url(self, root: str, target: str) -> str:
-        if self.builder.transport == "local":
-            return "file://" + repo_dir(root, target)
-        return f"http://127.0.0.1:{self.repo_port}/{target}/buildroot/"
 
 
 @dataclass(frozen=True)
@@ -80,17 +60,21 @@ class Wiring:
 class Runner:
     def __init__(self, store: StateStore, index: Index, queue: Queue, artifacts: ArtifactStore,
                  reader: PackageReader, settings: RunnerSettings, wiring: Wiring, buildroots: Buildroots,
-                 live_root: str, status_file: str, note: Callable[[str], None], poll: float = 0.5) -> None:
+                 live_root: str, state_dir: str, note: Callable[[str], None], poll: float = 0.5) -> None:
         self.store, self.index, self.queue, self.artifacts, self.reader = store, index, queue, artifacts, reader
         self.settings, self.wiring, self.buildroots = settings, wiring, buildroots
-        self.live_root, self.status_file, self.note, self.poll = live_root, status_file, note, poll
+        self.live_root, self.note, self.poll = live_root, note, poll
+        self.status_file = waits.status_path(state_dir)
+        self.leftovers = Leftovers(os.path.join(state_dir, "leftovers.json"))
         self.hosts = [Host(b) for b in settings.builders]
         self.done: queues.Queue[tuple[Job, Host, Outcome]] = queues.Queue()
+        self.wake = threading.Event()
+        self.unwritten: list[tuple[Job, Host, Outcome]] = []  # finishes to write again
         self.seen: str | None = None
         self.waiting: dict[str, dict[str, str]] = {}
         self.dirty = True  # something happened that may let a task start
-        self._looked = 0.0  # when the queue was last looked at
-        self._status: tuple[str, float] = ("", 0.0)  # what was last written, when
+        self._looked = 0.0
+        self._status: tuple[str, float] = ("", 0.0)
 
     # ------------------------------------------------------------ the loop
 
@@ -102,10 +86,10 @@ class Runner:
                 self.wiring.serve_repos()  # started here, once, before any worker asks for it
             self._reclaim_orphans()
             while not stop.is_set():
-                busy = self.tick()
-                if once and not busy:
+                if not self.tick() and once:
                     break
-                self._await(self.poll)
+                self.wake.wait(self.poll)
+                self.wake.clear()
         finally:
             self._shutdown()
         return 0
@@ -119,28 +103,24 @@ class Runner:
             self.dirty, self._looked = False, time.monotonic()
             started = self._dispatch()
         self._write_status()
-        running = any(h.running for h in self.hosts) or any(h.state == "connecting" for h in self.hosts)
-        return bool(moved or finished or started or running or self.store.head() != self.seen)
-
-    def _await(self, seconds: float) -> None:
-        try:
-            item = self.done.get(timeout=seconds)
-        except queues.Empty:
-            return
-        self.done.put(item)  # handled by the next tick, in order
+        busy = any(h.running for h in self.hosts) or any(h.state is HostState.CONNECTING for h in self.hosts)
+        return bool(moved or finished or started or busy or self.unwritten or self.store.head() != self.seen)
 
     def _catch_up(self) -> bool:
         head = self.store.head()
         if head == self.seen:
             return False
         snap = self.store.snapshot(head)
-        self.index.refresh(snap)
-        self.buildroots.publish(snap)
-        self.seen = head
-        for host in self.hosts:
+        for host in self.hosts:  # cancels first: nothing below may delay a kill
             for (build_id, arch), job in list(host.running.items()):
                 if builds.load_build(snap, build_id).tasks.get(arch) is not State.BUILDING:
                     job.cancel.set()
+        self.index.refresh(snap)
+        try:
+            self.buildroots.publish(snap)
+        except SluiceError as exc:  # an unpublishable repo must not stop the builds
+            self.note(f"warning: buildroot repos not updated: {exc}")
+        self.seen = head
         return True
 
     # ------------------------------------------------------------ dispatch
@@ -167,7 +147,8 @@ class Runner:
         return started
 
     def _blocked(self, snap: Snapshot, view: BuildView) -> str | None:
-        """Why `view` may not start yet because of the build it comes --after."""
+        """Why `view` may not start yet: its SRPM is elsewhere, or the build it
+        comes --after is not in the buildroot (or never will be: cancel)."""
         if not self.artifacts.has(str(view.record.srpm.get("sha256"))):
             return ("its SRPM is not in this machine's artifact store (it was submitted on another "
                     "clone): run a runner where it was submitted")
@@ -177,35 +158,37 @@ class Runner:
             dep = builds.load_build(snap, view.record.after)
         except NotFound:
             return f"waiting for build {view.record.after[:7]}, which this clone does not have (sync first)"
-        if dep.state in NEVER:
+        if dep.state in NEVER or dep.record.scratch:
+            why = "a scratch build" if dep.record.scratch else str(dep.state)
             self._write(view.id, Op.CANCEL, reason=f"build {dep.record.short} ({dep.record.nvr}) it comes "
-                        f"--after is {dep.state} and will never reach the buildroot")
-            return f"cancelled: {dep.record.short} is {dep.state}"
+                        f"--after is {why} and will never reach the buildroot")
+            return f"cancelled: {dep.record.short} is {why}"
         if not self.buildroots.holds(dep.record.target, dep.id):
-            return f"waiting for build {dep.record.short} ({dep.record.nvr}) to reach the buildroot; it is {dep.state}"
+            return waits.after_reason(dep)
         return None
 
     def _pick(self, view: BuildView, arch: str) -> Host | str:
-        hosts = [h for h in self.hosts if arch in h.builder.arches]
-        if not hosts:
-            return f"no builder for {arch}: add a [[builder]] with arches = [\"{arch}\"] to the local config"
+        candidates = [h for h in self.hosts if arch in h.builder.arches]
+        if not candidates:
+            return waits.no_builder(arch)
         now = time.monotonic()
-        for host in hosts:
-            if host.state == "idle" or (host.state == "down" and now >= host.retry_at):
+        for host in candidates:
+            if host.state is HostState.IDLE or (host.state is HostState.DOWN and now >= host.retry_at):
                 self._connect(host)
-        up = [h for h in hosts if h.state == "up" and h.free > 0]
+        up = [h for h in candidates if h.state is HostState.UP and h.free > 0]
         if up:
-            lost = {a.builder for a in tasks.current_round(view, arch) if a.result == str(State.QUEUED)}
+            lost = tasks.lost_on(view, arch)
             return max([h for h in up if h.builder.name not in lost] or up, key=lambda h: h.free)
-        if all(h.state == "down" for h in hosts):
-            return "builders down: " + "; ".join(f"{h.builder.name}: {h.reason}" for h in hosts)
-        if any(h.state == "connecting" for h in hosts):
-            return "connecting to " + ", ".join(h.builder.name for h in hosts if h.state == "connecting")
-        return f"all {sum(h.builder.slots for h in hosts if h.state == 'up')} slots for {arch} are busy"
+        if all(h.state is HostState.DOWN for h in candidates):
+            return "builders down: " + "; ".join(f"{h.builder.name}: {h.reason}" for h in candidates)
+        if any(h.state is HostState.CONNECTING for h in candidates):
+            return "connecting to " + ", ".join(h.builder.name for h in candidates
+                                                if h.state is HostState.CONNECTING)
+        return f"all {sum(h.builder.slots for h in candidates if h.state is HostState.UP)} slots for {arch} are busy"
 
     def _start(self, snap: Snapshot, view: BuildView, arch: str, host: Host) -> bool:
         record = view.record
-        n = len(tasks.current_round(view, arch)) + 1
+        n = tasks.current_round(view, arch) + 1
         taskdir = f"{host.workdir}/{record.id[:12]}-{arch}-{n}"
         target = builds.load_target(snap, record.target)
         data = {"tasks": {arch: str(State.BUILDING)},
@@ -214,10 +197,12 @@ class Runner:
                 "buildroot": list(self.buildroots.members.get(record.target, ()))}
         if not self._write(record.id, Op.START, arch=arch, data=data):
             return False
-        repos = tuple(r.url for r in target.external_repos)  # the buildroot goes first, in _work
         config = host.builder.mock_config_for(record.target, arch, target.mock_config_for(arch))
-        job = Job(record, arch, n, host.builder.name, taskdir, config, repos,
-                  logs.live_path(self.live_root, record.id, arch, n), started=data["attempt"]["started"])
+        job = Job(record, arch, n, host.builder.name, taskdir, config, tuple(r.url for r in target.external_repos),
+                  logs.live_path(self.live_root, record.id, arch, n), started=data["attempt"]["started"],
+                  transport=host.transport)
+        os.makedirs(os.path.dirname(job.live_log), exist_ok=True)
+        open(job.live_log, "ab").close()  # `sluice log` finds it from the claim on
         host.running[(record.id, arch)] = job
         self.note(f"building {record.nvr} ({record.short}) for {arch} on {host.builder.name}, attempt {n}")
         threading.Thread(target=self._work, args=(job, host), daemon=True,
@@ -225,55 +210,76 @@ class Runner:
         return True
 
     def _work(self, job: Job, host: Host) -> None:
+        transport = job.transport
         try:
-            if host.builder.transport == "ssh":  # a forward lives as long as its connection: ask each time
-                host.repo_port = host.transport.forward(self.wiring.serve_repos())
-            job.repos = (host.repo_url(self.buildroots.root, job.record.target), *job.repos)
-            outcome = attempt.run(job, host.transport, self.wiring.tool(host.builder.tool), self.artifacts,
-                                  self.reader, self.wiring.progress)
+            port = transport.forward(self.wiring.serve_repos()) if host.builder.transport == "ssh" else 0
+            job.repos = (host.repo_url(self.buildroots.root, job.record.target, port), *job.repos)
+            outcome = attempt.run(job, transport, self.wiring.tool(host.builder.tool), self.artifacts,
+                                  self.reader, self.wiring.progress, self.leftovers.add)
         except SluiceError as exc:
-            outcome = Outcome(State.QUEUED, error=f"{host.builder.name}: {exc.message}")
+            outcome = Outcome(State.QUEUED, error=f"{host.builder.name}: {exc.message}",
+                              lost=isinstance(exc, Disconnected))
         except Exception as exc:  # a bug must not lose the task: it goes back to the queue
             outcome = Outcome(State.QUEUED, error=f"internal error on {host.builder.name}: {exc!r}")
+        if not outcome.lost:
+            self.leftovers.drop(job)
+            if outcome.result in (State.BUILT, State.FAILED, State.CANCELLED):
+                try:
+                    transport.run(["rm", "-rf", "--", job.taskdir])
+                except SluiceError:
+                    pass  # a leftover folder on a host is not worth failing for
         self.done.put((job, host, outcome))
+        self.wake.set()
 
     # ------------------------------------------------------------ results
 
     def _finish_done(self) -> bool:
-        wrote = False
+        pending, self.unwritten = self.unwritten, []
         while True:
             try:
-                job, host, outcome = self.done.get_nowait()
+                pending.append(self.done.get_nowait())
             except queues.Empty:
-                return wrote
+                break
+        wrote = False
+        for job, host, outcome in pending:
             host.running.pop((job.record.id, job.arch), None)
             wrote |= self._finish(job, host, outcome)
+        return wrote
 
     def _finish(self, job: Job, host: Host, outcome: Outcome) -> bool:
         name = f"{job.record.nvr} ({job.record.short}) on {job.arch}"
-        result, error = outcome.result, outcome.error
+        result, error = outcome.result, clean_text(outcome.error, MAX_TEXT)
         if result is State.CANCELLED and not job.stopping:
             self.note(f"cancelled {name}: killed the build on {host.builder.name}")
-            self._clean(host, job)
+            self._forget(job)
             return False
         if result is State.CANCELLED:
             result, error = State.QUEUED, "the runner stopped; queued again"
-        if result is State.QUEUED and outcome.error and not job.stopping:
-            self._down(host, outcome.error)
-            if job.n >= self.settings.attempts:
-                result, error = State.FAILED, f"gave up after {job.n} attempts: {outcome.error}"
+        if outcome.lost and host.transport is job.transport and host.state is HostState.UP:
+            self._down(host, error)
+        if result is State.QUEUED and not job.stopping and job.n >= self.settings.attempts:
+            result, error = State.FAILED, f"gave up after {job.n} attempts: {error}"
         doc = {"n": job.n, "builder": job.builder, "host": host.builder.host, "started": job.started,
-               "ended": outcome.ended, "exit": outcome.exit, "log": outcome.log, "error": error[:1000],
+               "ended": outcome.ended, "exit": outcome.exit, "log": outcome.log, "error": error[:2000],
                "resultdir": job.resultdir}
         data = {"tasks": {job.arch: str(result)}, "attempt": doc,
                 "artifacts": [a.to_json() for a in outcome.artifacts], "logs": outcome.logs,
                 "missing": list(outcome.missing)}
-        if not self._write(job.record.id, Op.FINISH, arch=job.arch, data=data, reason=error[:MAX_TEXT]):
+        try:
+            written = self._write(job.record.id, Op.FINISH, arch=job.arch, data=data, reason=error)
+        except SluiceError as exc:  # the store failed: keep the result and try again
+            self.note(f"could not record {result} {name} ({exc}); trying again")
+            self.unwritten.append((job, host, outcome))
             return False
-        self.note(f"{result} {name}" + (f": {error.splitlines()[-1] if error else ''}" if error else ""))
-        if result in (State.BUILT, State.FAILED):
-            self._clean(host, job)
-        return True
+        if written:
+            last = error.splitlines()[-1] if error else ""
+            self.note(f"{result} {name}" + (f": {last}" if last else ""))
+        self._forget(job)
+        return written
+
+    def _forget(self, job: Job) -> None:
+        if os.path.exists(job.live_log):
+            os.unlink(job.live_log)
 
     def _write(self, build_id: str, op: Op, **how) -> bool:
         """One runner event; False when the build moved on meanwhile (a
@@ -285,40 +291,24 @@ class Runner:
             self.note(f"skipped {op} of {build_id[:7]}: {exc.message}")
             return False
 
-    def _clean(self, host: Host, job: Job) -> None:
-        if host.transport is not None and host.state == "up":
-            try:
-                host.transport.run(["rm", "-rf", "--", job.taskdir])
-            except SluiceError:
-                pass  # a leftover folder on a host is not worth failing for
-        if os.path.exists(job.live_log):
-            os.unlink(job.live_log)
-
     # ------------------------------------------------------------ hosts
 
     def _connect(self, host: Host) -> None:
-        host.state, host.reason = "connecting", ""
+        host.state, host.reason = HostState.CONNECTING, ""
         threading.Thread(target=self._open, args=(host,), daemon=True, name=f"connect-{host.builder.name}").start()
 
     def _open(self, host: Host) -> None:
         builder = host.builder
         try:
             transport = host.transport or self.wiring.connect(builder)
-            tool = self.wiring.tool(builder.tool)
-            probe = transport.run(tool.probe())
-            if probe.status != 0:
-                raise SluiceError(f"{builder.tool} is not usable on {builder.host}",
-                                  f"install {builder.tool} there, or set tool = \"rpmbuild\" for this builder")
-            made = transport.run(["sh", "-c", 'mkdir -p -- "$1" && cd -- "$1" && pwd -P', "sh", builder.workdir])
-            if made.status != 0:
-                raise SluiceError(f"cannot use workdir {builder.workdir} on {builder.host}: "
-                                  f"{attempt.text_of(made.stderr).strip()[:200]}")
-            host.workdir = attempt.text_of(made.stdout).strip()
-            host.transport, host.state = transport, "up"
+            host.workdir = hosts.prepare(transport, builder, self.wiring.tool(builder.tool))
+            self.leftovers.end(builder.name, transport, self.note)
+            host.transport, host.state = transport, HostState.UP
             self.dirty = True
             self.note(f"builder {builder.name} is up")
-        except SluiceError as exc:
-            self._down(host, str(exc))
+        except Exception as exc:  # whatever it is, the host is down with the reason and the rest go on
+            self._down(host, str(exc) if isinstance(exc, SluiceError) else f"{type(exc).__name__}: {exc}")
+        self.wake.set()
 
     def _down(self, host: Host, reason: str) -> None:
         if host.transport is not None:
@@ -327,9 +317,9 @@ class Runner:
             except Exception:  # closing a dead connection may fail in many ways; it is closed either way
                 pass
         host.transport = None
-        host.state, host.reason, host.retry_at = "down", reason, time.monotonic() + RETRY_DOWN
+        host.state, host.reason, host.retry_at = HostState.DOWN, clean_text(reason, 1000), time.monotonic() + RETRY_DOWN
         self.dirty = True
-        self.note(f"builder {host.builder.name} is down: {reason}")
+        self.note(f"builder {host.builder.name} is down: {host.reason}")
 
     # ------------------------------------------------------------ status and upkeep
 
@@ -337,7 +327,7 @@ class Runner:
         """The status file, when it changed or every RECHECK seconds (which
         keeps it fresh for readers and samples each builder's load)."""
         doc = {"builders": [{"name": h.builder.name, "transport": h.builder.transport, "host": h.builder.host,
-                             "tool": h.builder.tool, "arches": list(h.builder.arches), "state": h.state,
+                             "tool": h.builder.tool, "arches": list(h.builder.arches), "state": str(h.state),
                              "reason": h.reason, "slots": h.builder.slots, "busy": len(h.running),
                              "running": [{"build": j.record.id, "nvr": j.record.nvr, "arch": j.arch, "n": j.n,
                                           "started": j.started} for j in h.running.values()]}
@@ -346,37 +336,40 @@ class Runner:
         text, now = json.dumps(doc, sort_keys=True), time.monotonic()
         if text == self._status[0] and now - self._status[1] < RECHECK:
             return
-        if now - self._status[1] >= RECHECK:
-            for host in self.hosts:
-                host.load.append(len(host.running))
         for entry, host in zip(doc["builders"], self.hosts):
+            host.load.append(len(host.running))
             entry["load"] = list(host.load)
         waits.write_status(self.status_file, doc)
         self._status = (text, now)
 
     def _reclaim_orphans(self) -> None:
         """Tasks this machine's runner claimed but never finished (it was
-        killed) go back to the queue, so nothing waits forever."""
+        killed) go back to the queue, so nothing waits forever; their builds
+        are ended when their hosts are next connected (`Leftovers`)."""
         snap = self.store.snapshot()
         self.index.refresh(snap)
         me = socket.gethostname() + ":"
         for row in self.index.rows(Filters(states=(str(State.BUILDING),))):
             view = builds.load_build(snap, row["id"])
+            found = tasks.attempts(view)
             for arch, state in view.tasks.items():
-                started = [s.event for s in view.events if s.event.op is Op.START and s.event.arch == arch]
-                runner = str(started[-1].data.get("attempt", {}).get("runner", "")) if started else ""
+                claim = [s.event for s in view.events if s.event.op is Op.START and s.event.arch == arch]
+                runner = str(claim[-1].data.get("attempt", {}).get("runner", "")) if claim else ""
                 if state is State.BUILDING and runner.startswith(me) and not waits.alive(runner[len(me):]):
+                    last = found[arch][-1]
+                    doc = {**last.to_json(), "ended": timestamp(), "error": "the runner that claimed it stopped"}
                     self._write(view.id, Op.FINISH, arch=arch, reason="the runner that claimed it stopped",
-                                data={"tasks": {arch: str(State.QUEUED)}})
+                                data={"tasks": {arch: str(State.QUEUED)}, "attempt": doc})
 
     def _shutdown(self) -> None:
-        jobs = [(job, host) for host in self.hosts for job in host.running.values()]
-        for job, _ in jobs:
-            job.stopping = True
-            job.cancel.set()
+        for host in self.hosts:
+            for job in host.running.values():
+                job.stopping = True
+                job.cancel.set()
         deadline = time.monotonic() + 10
-        while any(h.running for h in self.hosts) and time.monotonic() < deadline:
-            self._await(0.2)
+        while (any(h.running for h in self.hosts) or self.unwritten) and time.monotonic() < deadline:
+            self.wake.wait(0.2)
+            self.wake.clear()
             self._finish_done()
         for host in self.hosts:
             if host.transport is not None:

@@ -62,7 +62,7 @@ class Submitter:
         def plan(snap: Snapshot) -> Change:
             policy = builds.load_policy(snap)
             target = builds.load_target(snap, request.target)
-            after = self._after(snap, request.after)
+            after = self._after(snap, request.after, target.name)
             files, views, events = {}, [], []
             for build_id, package in zip(ids, packages):
                 if not request.scratch:
@@ -86,10 +86,17 @@ class Submitter:
             return Change(files, audit.build_message(views, events), self.actor)
         return plan
 
-    def _after(self, snap: Snapshot, prefix: str | None) -> str | None:
+    def _after(self, snap: Snapshot, prefix: str | None, target: str) -> str | None:
         if prefix is None:
             return None
         view = builds.load_build(snap, builds.resolve(snap, prefix))
+        if view.record.scratch:
+            raise StateConflict(f"--after {view.record.nvr} ({view.record.short}): it is a scratch build and "
+                                "never enters the buildroot", "submit it without --scratch, or drop --after")
+        if view.record.target != target:
+            raise UsageError(f"--after {view.record.nvr} ({view.record.short}): it builds for target "
+                             f"{view.record.target}, not {target}, so it never reaches this build's buildroot",
+                             f"submit with --target {view.record.target}, or drop --after")
         if view.state not in ALIVE:
             raise StateConflict(f"--after {view.record.nvr} ({view.record.short}): it is {view.state} "
                                 "and will never reach the buildroot",

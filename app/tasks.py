@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from app.model import ARCH, Op
+from app.model import ARCH, Op, clean_text
 
 if TYPE_CHECKING:
     from app.lifecycle import BuildView
@@ -68,10 +68,16 @@ class Attempt:
 
 
 def attempts(view: "BuildView") -> dict[str, list[Attempt]]:
-    """Every attempt per arch, oldest first, over the build's whole life."""
+    """Every attempt per arch, oldest first, over the build's whole life. An
+    attempt a cancel cut short ends with the cancel."""
     found: dict[str, list[Attempt]] = {arch: [] for arch in view.record.arches}
     for stored in view.events:
         event, arch = stored.event, stored.event.arch
+        if event.op is Op.CANCEL:
+            for runs in found.values():
+                if runs and runs[-1].ended is None:
+                    runs[-1] = replace(runs[-1], ended=event.at, result="cancelled", error="cancelled")
+            continue
         if arch not in found or not isinstance(event.data.get("attempt"), dict):
             continue
         doc = event.data["attempt"]
@@ -81,16 +87,28 @@ def attempts(view: "BuildView") -> dict[str, list[Attempt]]:
         elif event.op is Op.FINISH and found[arch]:
             found[arch][-1] = replace(found[arch][-1], ended=_str(doc, "ended") or event.at,
                                       exit=_int(doc, "exit"), log=_sha(doc.get("log")),
-                                      error=_str(doc, "error"), result=str(event.tasks.get(arch, "")) or None)
+                                      error=clean_text(_str(doc, "error"), 2000),
+                                      result=str(event.tasks.get(arch, "")) or None)
     return found
 
 
-def current_round(view: "BuildView", arch: str) -> list[Attempt]:
-    """The attempts since the build was last (re)submitted: what counts
-    against the runner's limit."""
-    rounds = [n for n, s in enumerate(view.events) if s.event.op in (Op.SUBMIT, Op.RESUBMIT)]
-    since = view.events[rounds[-1]].event.at if rounds else ""
-    return [a for a in attempts(view).get(arch, []) if a.started >= since]
+def current_round(view: "BuildView", arch: str) -> int:
+    """How many attempts the task has had since the build was last
+    (re)submitted: what counts against the runner's limit (in fold order,
+    never by comparing clocks of different machines)."""
+    return sum(1 for s in _since_last_submit(view) if s.event.op is Op.START and s.event.arch == arch)
+
+
+def lost_on(view: "BuildView", arch: str) -> set[str]:
+    """The builders that lost this task in the current round (try others)."""
+    lost = set()
+    for stored in _since_last_submit(view):
+        event = stored.event
+        attempt = event.data.get("attempt")
+        if event.op is Op.FINISH and event.arch == arch and event.tasks.get(arch) == "queued" \
+                and isinstance(attempt, dict):
+            lost.add(_str(attempt, "builder"))
+    return lost
 
 
 def artifacts(view: "BuildView") -> list[Artifact]:

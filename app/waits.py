@@ -82,6 +82,14 @@ def waiting(view: BuildView, settings: RunnerSettings, status: Mapping[str, Any]
     return found
 
 
+def after_reason(dep: BuildView) -> str:
+    return f"waiting for build {dep.record.short} ({dep.record.nvr}) to reach the buildroot; it is {dep.state}"
+
+
+def no_builder(arch: str) -> str:
+    return f"no builder for {arch}: add a [[builder]] with arches = [\"{arch}\"] to the local config"
+
+
 def queued_tasks(view: BuildView) -> list[str]:
     """The arches of `view` that wait to be built."""
     if view.state not in (State.QUEUED, State.BUILDING):
@@ -97,9 +105,9 @@ def static_reason(view: BuildView, arch: str, settings: RunnerSettings,
         if dep is None:
             return f"waiting for build {after[:7]}, which this clone does not have (sync first)"
         if dep.state in (State.QUEUED, State.BUILDING, State.FAILED_TO_IMPORT):
-            return f"waiting for build {after[:7]} ({dep.record.nvr}) to reach the buildroot; it is {dep.state}"
+            return after_reason(dep)
     if not any(arch in b.arches for b in settings.builders):
-        return f"no builder for {arch}: add a [[builder]] with arches = [\"{arch}\"] to the local config"
+        return no_builder(arch)
     if not runner:
         return "no runner is running on this machine: start one with `sluice run`"
     return "waiting for the runner to pick it up"

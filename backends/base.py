@@ -294,6 +294,10 @@ class Transport(Protocol):
 
     def get(self, remote: str, local: str, progress: Progress | None = None) -> None: ...
 
+    def end_group(self, pgid: int) -> None:
+        """TERM, then KILL, process group `pgid` on the host (a leftover build)."""
+        ...
+
     def forward(self, local_port: int) -> int:
         """Make 127.0.0.1:`local_port` here reachable from the host; returns
         the port to use on the host (a reverse port forward for ssh)."""

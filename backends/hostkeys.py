@@ -7,9 +7,61 @@ keep the offered key, so the refusal can show its fingerprint the way
 """
 from __future__ import annotations
 
+import base64
+
 import paramiko
+from paramiko.hostkeys import HostKeyEntry
 
 from backends.base import BackendError, Disconnected, HostKeyRefused
+
+
+def load(client: paramiko.SSHClient, path: str) -> list[bytes]:
+    """Read an OpenSSH known_hosts file into `client`, the way ssh does:
+    lines sluice cannot use (`@cert-authority`, unknown key types, damaged
+    lines) are skipped instead of failing the whole file, and `@revoked`
+    keys are returned so that a host offering one is refused. A missing file
+    knows no keys (the refusal says how to add one)."""
+    revoked: list[bytes] = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return revoked
+    except OSError as exc:
+        raise HostKeyRefused(f"cannot read known_hosts file {path}: {exc.strerror}",
+                             "fix the `known_hosts` path in the builder's config") from exc
+    keys = client.get_host_keys()
+    for line in (raw.strip() for raw in lines):
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("@"):
+            fields = line.split()
+            if fields[0] == "@revoked" and len(fields) >= 4:
+                revoked.append(_decode(fields[3]))
+            continue
+        try:
+            entry = HostKeyEntry.from_line(line)
+        except Exception:  # paramiko raises several kinds for a damaged line; ssh skips those too
+            continue
+        if entry is not None:
+            for name in entry.hostnames:
+                keys.add(name, entry.key.get_name(), entry.key)
+    return revoked
+
+
+def check_revoked(client: paramiko.SSHClient, revoked: list[bytes], address: str, path: str) -> None:
+    transport = client.get_transport()
+    offered = transport.get_remote_server_key() if transport else None
+    if offered is not None and offered.asbytes() in revoked:
+        raise HostKeyRefused(f"the host key of {address} ({offered.get_name()} {offered.fingerprint}) "
+                             f"is marked @revoked in {path}", "do not build there; ask the host's admin")
+
+
+def _decode(text: str) -> bytes:
+    try:
+        return base64.b64decode(text)
+    except ValueError:
+        return b""
 
 
 class UnknownHostKey(paramiko.SSHException):

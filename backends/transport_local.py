@@ -29,6 +29,14 @@ TERM_GRACE = 3.0  # seconds a build gets to end after TERM before KILL
 KILL_GRACE = 1.0  # seconds the kernel gets to remove the group after KILL
 _CHUNK = 1 << 20
 _EXEC = ["/bin/sh", "-c", 'exec "$@"', "sh"]
+# What a build here may see of the runner's environment: no agent sockets,
+# no SLUICE_* or GIT_* settings, no session bus. (It still runs as the
+# runner's user: see docs/builders.md on the local builder.)
+_KEPT = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM")
+
+
+def build_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k in _KEPT or k.startswith("LC_")}
 
 
 def group_alive(pgid: int) -> bool:
@@ -77,7 +85,7 @@ class LocalProcess:
     def __init__(self, argv: Sequence[str]) -> None:
         self.argv = tuple(argv)
         self._proc = subprocess.Popen([*_EXEC, *argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
+                                      stderr=subprocess.STDOUT, start_new_session=True, env=build_environment())
         self.pgid = self._proc.pid  # a session leader leads its own group
         assert self._proc.stdout is not None
         self._out = self._proc.stdout
@@ -119,7 +127,7 @@ class LocalTransport:
     def run(self, argv: Sequence[str], timeout: float = 60.0) -> Completed:
         check_argv(argv)
         proc = subprocess.Popen([*_EXEC, *argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+                                stderr=subprocess.PIPE, start_new_session=True, env=build_environment())
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -139,6 +147,11 @@ class LocalTransport:
 
     def get(self, remote: str, local: str, progress: Progress | None = None) -> None:
         _copy(remote, local, progress)
+
+    def end_group(self, pgid: int) -> None:
+        if not end_group(pgid):
+            raise BackendError(f"processes of group {pgid} survived SIGKILL",
+                               f"they are stuck in the kernel; look at them: pgrep -a -g {pgid}")
 
     def forward(self, local_port: int) -> int:
         """The host is this machine: 127.0.0.1:`local_port` is already reachable."""

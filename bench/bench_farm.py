@@ -4,7 +4,10 @@
 
 Two real sshd builder hosts (127.0.0.2 and 127.0.0.3, both x86_64, `--slots`
 each, so every build can run at once) with the mock test double on their
-PATH, as in tests/test_runner_ssh.py. Every build sleeps `--sleep` seconds in
+PATH, as in tests/test_runner_ssh.py, but with sshd's MaxSessions raised
+to 32 (`--max-sessions`): sluice runs all of a host's builds as channels of
+one connection, and a stock sshd refuses the 11th ("no more sessions"),
+which sluice takes for a dropped connection. Every build sleeps `--sleep` seconds in
 %build. The runner is the venv's `sluice run --once`, a whole process; its
 CPU (user + sys, including the createrepo_c and rpm children it waits for) is
 its own rusage from `os.wait4`. The builds' own durations are timed on the
@@ -25,6 +28,7 @@ build and the wall time against the longest build.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import shlex
@@ -38,6 +42,7 @@ from pathlib import Path
 
 from bench.common import SLUICE, clean_env, header, isolate, median, scratch_dir
 from tests.conftest import ROOT, SPEC
+from tests import sshd
 from tests.sshd import SshServer, start_sshd
 
 DOUBLE = ROOT / "tests" / "doubles" / "mock"
@@ -65,8 +70,11 @@ class Farm:
     timings: Path = Path()
 
     @classmethod
-    def start(cls, work: Path, addresses: dict[str, str], slots: int = 1) -> "Farm":
-        """`addresses`: builder name -> 127.0.0.x; all x86_64, `slots` each."""
+    def start(cls, work: Path, addresses: dict[str, str], slots: int = 1, max_sessions: int = 0) -> "Farm":
+        """`addresses`: builder name -> 127.0.0.x; all x86_64, `slots` each.
+        `max_sessions` > 0 sets sshd's MaxSessions (default 10 channels per
+        connection): sluice runs every build of a host on one connection,
+        and sshd refuses the 11th session ("no more sessions")."""
         farm = cls(work, dict(os.environ), str(work / "state.git"))
         bin_dir = work / "bin"
         bin_dir.mkdir()
@@ -77,8 +85,9 @@ class Farm:
         try:
             for name, address in addresses.items():
                 (work / f"sshd-{name}").mkdir()
-                farm.servers[name] = start_sshd(work / f"sshd-{name}", address, forwarding="remote",
-                                                path=f"{bin_dir}:{DOUBLE.parent}:/usr/bin:/bin")
+                with sessions(max_sessions):
+                    farm.servers[name] = start_sshd(work / f"sshd-{name}", address, forwarding="remote",
+                                                    path=f"{bin_dir}:{DOUBLE.parent}:/usr/bin:/bin")
             farm.sluice("init")
             blocks = []
             for name, server in farm.servers.items():
@@ -118,6 +127,18 @@ class Farm:
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
+
+
+@contextlib.contextmanager
+def sessions(max_sessions: int):
+    """tests/sshd.py's config with `MaxSessions` added (for this benchmark only)."""
+    original = sshd._CONFIG
+    if max_sessions:
+        sshd._CONFIG = original + f"MaxSessions {max_sessions}\n"
+    try:
+        yield
+    finally:
+        sshd._CONFIG = original
 
 
 def make_srpms(out: Path, prefix: str, count: int, build: str) -> list[Path]:
@@ -187,9 +208,9 @@ def states(farm: Farm) -> dict[str, int]:
     return counts
 
 
-def bench(builds: int, sleep: float, slots: int) -> dict:
+def bench(builds: int, sleep: float, slots: int, max_sessions: int) -> dict:
     work = scratch_dir("farm")
-    farm = Farm.start(work, {"b2": "127.0.0.2", "b3": "127.0.0.3"}, slots=slots)
+    farm = Farm.start(work, {"b2": "127.0.0.2", "b3": "127.0.0.3"}, slots=slots, max_sessions=max_sessions)
     try:
         srpms = make_srpms(work / "srpms", "farm", builds, f"sleep {sleep:g}")
         farm.submit(srpms)
@@ -222,7 +243,8 @@ def bench(builds: int, sleep: float, slots: int) -> dict:
     finally:
         farm.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"-- {builds} builds, each `sleep {sleep:g}` in %build, on 2 hosts x {slots} slots (all at once)")
+    print(f"-- {builds} builds, each `sleep {sleep:g}` in %build, on 2 hosts x {slots} slots (all at once); "
+          f"sshd MaxSessions {max_sessions or '10 (default)'}")
     print(f"   sluice run --once          wall {wall:6.2f} s   runner CPU {cpu:5.2f} s "
           f"({1000 * cpu / builds:.0f} ms per build, {100 * cpu / wall:.0f}% of one core)")
     print(f"     tool time on the hosts:  sum {sum(durations):6.1f} s, each {median(durations):.2f} s median "
@@ -242,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--builds", type=int, default=20)
     p.add_argument("--sleep", type=float, default=3.0, help="seconds each build sleeps in %%build")
     p.add_argument("--slots", type=int, default=10, help="slots per host (2 hosts)")
+    p.add_argument("--max-sessions", type=int, default=32,
+                   help="sshd MaxSessions on the hosts (0: sshd's default, 10, which more than ~8 slots exceed)")
     p.add_argument("--quick", action="store_true", help="6 builds, 3 slots per host, 1 s each")
     args = p.parse_args(argv)
     if args.quick:
@@ -249,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     home = isolate()
     header("6. build farm: concurrent builds on two SSH hosts, controller CPU and wall")
     try:
-        bench(args.builds, args.sleep, args.slots)
+        bench(args.builds, args.sleep, args.slots, args.max_sessions)
     finally:
         shutil.rmtree(home, ignore_errors=True)
     return 0

@@ -1,6 +1,6 @@
 """7. Live log streaming: lines/s from a remote build into `sluice log --follow`.
 
-    python -m bench.bench_logstream [--lines 200000,2000000] [--rounds 2] [--quick]
+    python -m bench.bench_logstream [--lines 200000,2000000] [--rounds 5] [--quick]
 
 One real sshd builder host on 127.0.0.2 with the mock test double (as in
 tests/test_runner_ssh.py). The build's %build sleeps 3 s (so that the
@@ -131,7 +131,7 @@ def ssh_round(farm: Farm, lines: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.bench_logstream", description=__doc__.split("\n\n")[0])
     p.add_argument("--lines", default="200000,2000000", help="lines per build, comma-separated sizes")
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="20,000 lines, one round")
     args = p.parse_args(argv)
     if args.quick:
@@ -162,8 +162,9 @@ def report(series: dict[str, list[dict]], lines: int, rounds: int) -> None:
 
     print(f"-- {lines:,} lines of {len(LINE) + 1} bytes printed by the build, {rounds} round(s), medians")
     for name, label in (("sluice", "sluice log --follow"), ("ssh", "ssh host pipe (peer)")):
-        print(f"   {label:22s} {m(name, 'e2e'):10,.0f} lines/s host first line -> last line shown   "
-              f"({m(name, 'shown'):,.0f}/s first to last shown)")
+        e2e = [r["e2e"] for r in series[name]]
+        print(f"   {label:22s} {m(name, 'e2e'):10,.0f} lines/s host first line -> last line shown "
+              f"(min {min(e2e):,.0f}, max {max(e2e):,.0f}; {m(name, 'shown'):,.0f}/s first to last shown)")
         print(f"   {'':22s} the tool wrote them at {m(name, 'host'):,.0f} lines/s (into pipe buffers); last line "
               f"shown {1000 * m(name, 'lag'):.0f} ms after it was written; exit {1000 * m(name, 'exit'):.0f} ms later")
     print(f"   ratio sluice/ssh       {m('sluice', 'e2e') / m('ssh', 'e2e'):.2f} (host first line -> last shown)")

@@ -3,7 +3,8 @@
     python -m bench.run_all [--quick]
 
 The 100k-build fixture is generated first if it is not cached (and its
-generation time printed). `--quick` uses the 1,000-build fixture everywhere.
+generation time printed). `--quick` uses the 1,000-build fixture everywhere, and the builder
+benchmarks (dispatch, farm, log streaming) in their --quick sizes.
 """
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     codes = [run("bench_transitions", "--sizes", "1000" if args.quick else "1000,100000"),
              run("bench_list", "--builds", str(big)),
              run("bench_index", "--builds", str(big), "--events", "200" if args.quick else "2000"),
-             run("bench_sync", "--builds", str(big), "--events", "10000", "--reps", "1" if args.quick else "2")]
+             run("bench_sync", "--builds", str(big), "--events", "10000", "--reps", "1" if args.quick else "2"),
+             *(run(module, *(["--quick"] if args.quick else []))
+               for module in ("bench_dispatch", "bench_farm", "bench_logstream"))]
     failed = sum(1 for code in codes if code != 0)
     if failed:
         print(f"{failed} benchmark(s) failed; their figures above are missing or partial", file=sys.stderr)

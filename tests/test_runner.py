@@ -218,7 +218,7 @@ def test_two_runners_on_one_repo_never_build_a_task_twice(queue, make_srpm, isol
         assert runner.wait(timeout=300) == 0, runner.stderr.read()
     for build in ids:
         shown = show(queue, build)
-        assert shown["state"] == "built"
+        assert shown["state"] == "built", shown["events"][-1]["reason"]
         assert [e["op"] for e in shown["events"]].count("start") == 1
 
 

@@ -7,11 +7,10 @@ import sys
 import threading
 import time
 
-from app import logs, tasks, waits
+from app import hosts, logs, tasks
 from app.buildroot import Buildroots
 from app.cli.context import Context
 from app.cli.progress import Bars
-from app.errors import SluiceError
 from app.model import State
 from app.rescue import rescue
 from app.runner import Runner, Wiring
@@ -45,9 +44,9 @@ def register(commands, common) -> None:
 def runner(ctx: Context, bars: Bars) -> Runner:
     b = ctx.backends
     wiring = Wiring(ctx.connect, build_tool, ctx.repo_service.port, bars)
-    buildroots = Buildroots(ctx.index, b.publisher, ctx.paths.repos, ctx.note)
+    buildroots = Buildroots(ctx.index, b.publisher, b.artifacts, ctx.paths.repos, ctx.note)
     return Runner(b.store, ctx.index, ctx.queue, b.artifacts, b.reader, ctx.settings, wiring, buildroots,
-                  ctx.live_root, waits.status_path(b.store.index_dir()), ctx.note)
+                  ctx.live_root, b.store.index_dir(), ctx.note)
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
@@ -100,28 +99,7 @@ def _check_all(ctx: Context, builders) -> dict[str, dict]:
     found: dict[str, dict] = {}
 
     def check(builder) -> None:
-        problems, summary = [], ""
-        try:
-            host = ctx.connect(builder)
-            try:
-                tool = build_tool(builder.tool)
-                if host.run(tool.probe()).status != 0:
-                    problems.append(f"{builder.tool} is missing or broken on {builder.host}: install it, "
-                                    "or set tool = \"rpmbuild\" for this builder")
-                df = host.run(["sh", "-c", 'mkdir -p -- "$1" && df -Pk -- "$1" | tail -n 1', "sh",
-                               builder.workdir])
-                fields = df.stdout.decode(errors="replace").split()
-                free = int(fields[3]) // (1024 * 1024) if df.status == 0 and len(fields) > 3 else None
-                if free is None:
-                    problems.append(f"cannot use workdir {builder.workdir} on {builder.host}")
-                elif free < 5:
-                    problems.append(f"only {free} GB free in {builder.workdir} on {builder.host}; builds need more")
-                summary = f"host key verified, {builder.tool} found, {free} GB free in {builder.workdir}"
-            finally:
-                host.close()
-        except SluiceError as exc:
-            problems.append(str(exc))
-        found[builder.name] = {"problems": problems, "summary": summary}
+        found[builder.name] = hosts.check(builder, ctx.connect, build_tool)
 
     threads = [threading.Thread(target=check, args=(b,)) for b in builders]
     for thread in threads:
