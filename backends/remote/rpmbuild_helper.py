@@ -11,17 +11,16 @@ It travels as text (`python3 -c SOURCE ARGS`), so it stays one stdlib-only
 file for Python 3.6+, and never hands package-controlled text to a shell.
 
 Usage: --srpm PATH --resultdir DIR --arch ARCH [--repo URL]...
-  --repo is an http(s):// or file:// createrepo_c repo, highest priority
-  first: the first repo that provides a name wins, whatever the versions.
+  --repo: http(s):// or file:// createrepo_c repos; the first that has a name wins.
 Exit status: rpmbuild's own (0 built, 1 failed, 11 its BuildRequires check
   failed, on rpm >= 4.15), else mock's number for the same trouble:
   2 bad usage; 20 buildroot not prepared (repo unreachable, bad metadata,
   checksum mismatch, rpm --justdb failed); 30 a BuildRequires is in no repo,
   after the line `sluice: missing BuildRequires: A, B (not in any of: URL, ...)`;
   40 unreadable SRPM; 70 result dir not writable; 143 SIGTERM (cleaned up).
-Writes to RESULTDIR: the binary RPMs, NAME-VERSION-RELEASE.src.rpm (the SRPM
-rebuilt), build.log (rpmbuild's output, also streamed to stdout), root.log
-(what came from which repo into the private rpmdb), state.log (phase times).
+Writes to RESULTDIR: the binary RPMs, NAME-VERSION-RELEASE.src.rpm, build.log
+(rpmbuild's output, also streamed to stdout), root.log (what came from which
+repo into the private rpmdb), state.log (phase times).
 """
 import argparse
 import bz2
@@ -191,9 +190,11 @@ def _match(element, base, wanted, found):
     version = element.find(_COMMON + "version")
     location = element.find(_COMMON + "location")
     checksum = element.find(_COMMON + "checksum")
+    url = urllib.parse.urljoin(location.get(_XML_BASE) or base, location.get("href"))
+    if urllib.parse.urlsplit(url).scheme != urllib.parse.urlsplit(base).scheme:
+        return  # metadata may not send a download to another kind of place (file:// from http://)
     package = Package(name, version.get("epoch") or "0", version.get("ver"), version.get("rel"), arch,
-                      urllib.parse.urljoin(location.get(_XML_BASE) or base, location.get("href")),
-                      checksum.get("type"), checksum.text.strip())
+                      url, checksum.get("type"), checksum.text.strip())
     for hit in hits:
         found.setdefault(hit, []).append(package)
 
@@ -210,7 +211,10 @@ def _open_metadata(path, location):
 
 def _download(url, path, checksum=None):
     """Fetch `url` to `path`, checking (type, hex digest) when given."""
-    digest = hashlib.new({"sha": "sha1"}.get(checksum[0], checksum[0]) if checksum else "sha256")
+    kind = {"sha": "sha1"}.get(checksum[0], checksum[0]) if checksum else "sha256"
+    if kind not in ("sha1", "sha224", "sha256", "sha384", "sha512"):  # never a traceback for a bad repo
+        raise Failure(SETUP, "sluice: %s names checksum type %r, which sluice does not accept" % (url, kind))
+    digest = hashlib.new(kind)
     try:
         with urllib.request.urlopen(url, timeout=120) as response, open(path, "wb") as out:
             for chunk in iter(lambda: response.read(1 << 20), b""):
@@ -284,7 +288,7 @@ def prepare_buildroot(chosen, db, work, logs):
         if package.url in seen:
             continue
         seen.add(package.url)
-        path = os.path.join(work, "%d-%s.rpm" % (len(files), nevra))
+        path = os.path.join(work, "%d.rpm" % len(files))  # metadata text never becomes a path
         _download(package.url, path, (package.checksum_type, package.checksum))
         files.append(path)
     if not files:
