@@ -107,7 +107,6 @@ def test_a_withdrawn_build_leaves_the_buildroot_and_show_names_its_users(queue, 
     repo = isolated / ".local/share/sluice/repos/default/buildroot"
     assert any(p.name.startswith("libbar-1.0-1") for p in repo.iterdir())
     assert queue("withdraw", lib[:7], "-m", "broken ABI", "--yes", user=BOB).code == 0
-    run_once(queue)
     assert not any(p.name.startswith("libbar-1.0-1") for p in repo.iterdir())
     text = queue("show", lib[:7]).out
     assert "in the buildroot of:" in text and app[:7] in text
@@ -123,11 +122,17 @@ def test_a_dependent_build_is_cancelled_when_what_it_waits_for_fails(queue, make
     assert broken[:7] in shown["events"][-1]["reason"] and "failed" in shown["events"][-1]["reason"]
 
 
-def test_a_package_whose_nvr_holds_shell_metacharacters_builds(queue, make_srpm, tmp_path):
-    build = submit(queue, make_srpm("c++-tools_x", "1.0~rc1^git2", "1"))
+def test_a_package_whose_nvr_and_file_name_hold_shell_metacharacters_builds(queue, make_srpm, tmp_path,
+                                                                          monkeypatch):
+    trap = f"sluice-trap-{time.time_ns()}"
+    hostile = tmp_path / f"$(touch {trap});`touch {trap}` c++ & x.src.rpm"
+    hostile.write_bytes(make_srpm("c++-tools_x", "1.0~rc1^git2", "1").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    build = submit(queue, hostile)
     run_once(queue)
-    assert show(queue, build)["state"] == "built"
-    assert not list(Path("/").glob("a")) and not (tmp_path / "b").exists()
+    shown = show(queue, build)
+    assert shown["state"] == "built" and shown["artifacts"][0]["name"] == hostile.name
+    assert not (tmp_path / trap).exists() and not (Path.home() / trap).exists()
 
 
 def _shim(tmp_path: Path, body: str) -> Path:
@@ -195,13 +200,14 @@ def test_a_missing_build_tool_keeps_the_task_queued_with_the_reason(queue, make_
     assert show(queue, build)["state"] == "queued"
 
 
-def test_a_huge_build_log_streams_to_the_store(queue, make_srpm):
+def test_a_huge_build_log_streams_to_the_store_and_only_its_tail_to_the_event(queue, make_srpm):
     line = "a build log line long enough to reach a hundred megabytes without taking all day"
-    build = submit(queue, make_srpm("chatty", "1.0", "1", build=f"yes '{line}' | head -c 104857600"))
+    build = submit(queue, make_srpm("chatty", "1.0", "1", build=f"yes '{line}' | head -c 104857600; exit 1"))
     run_once(queue)
     shown = show(queue, build)
-    assert shown["state"] == "built", shown["events"][-1]["reason"]
-    assert len(shown["events"][-1]["reason"]) < 10_000  # the event keeps no log
+    assert shown["state"] == "failed"
+    reason = shown["events"][-1]["reason"]
+    assert line in reason and len(reason.encode()) <= 8192
     out = queue("log", build[:7])
     assert out.out.count(line) >= 104857600 // (len(line) + 1) - 1
 
@@ -337,3 +343,72 @@ def test_queued_tasks_say_when_every_slot_is_busy_or_no_builder_builds_their_arc
     finally:
         runner.terminate()
         runner.wait(timeout=30)
+
+
+
+def test_after_a_build_that_is_withdrawn_cancels_the_dependent(queue, make_srpm):
+    lib = submit(queue, make_srpm("libgone", "1.0", "1"))
+    run_once(queue)
+    app = submit(queue, make_srpm("needsgone", "1.0", "1"), "--after", lib[:7])
+    assert queue("withdraw", lib[:7], "-m", "bad", "--yes", user=BOB).code == 0
+    run_once(queue)
+    shown = show(queue, app)
+    assert shown["state"] == "cancelled" and "withdrawn" in shown["events"][-1]["reason"]
+
+
+def test_after_a_scratch_build_or_another_target_is_refused_with_nothing_written(queue, make_srpm):
+    scratch = submit(queue, make_srpm("scratchy", "1.0", "1"), "--scratch")
+    assert queue("target", "add", "other", "--arch", os.uname().machine).code == 0
+    elsewhere = submit(queue, make_srpm("elsewhere", "1.0", "1"), "--target", "other")
+    before = tree_files(GitStateStore.open(queue.repo))
+    result = queue("submit", str(make_srpm("late", "1.0", "1")), "--after", scratch[:7], user=BOB)
+    assert result.code == 4 and "scratch build" in result.err
+    result = queue("submit", str(make_srpm("late", "1.0", "1")), "--after", elsewhere[:7], user=BOB)
+    assert result.code == 2 and "--target other" in result.err
+    assert tree_files(GitStateStore.open(queue.repo)) == before
+
+
+def test_a_killed_runner_leaves_no_build_behind_and_its_task_is_queued_again(queue, make_srpm, tmp_path):
+    marker, flag = f"sluice-orphan-{time.time_ns()}", tmp_path / "second-attempt"
+    script = f"if [ ! -e {flag} ]; then touch {flag}; bash -c 'exec -a {marker} sleep 300'; fi"
+    build = submit(queue, make_srpm("orphan", "1.0", "1", build=script))
+    sluice = str(Path(sys.executable).parent / "sluice")
+    runner = subprocess.Popen([sluice, "--repo", queue.repo, "run"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not _running(marker):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    runner.kill()  # no chance to clean up
+    runner.wait()
+    assert _running(marker)  # the build outlived its runner
+    notes = run_once(queue)
+    assert not _running(marker) and "ended a leftover build" in notes
+    shown = show(queue, build)
+    assert shown["state"] == "built"
+    attempts = shown["tasks"][0]["attempts"]
+    assert [a["result"] for a in attempts] == ["queued", "built"]
+    assert attempts[0]["error"] == "the runner that claimed it stopped"
+
+
+def test_builds_whose_rpms_this_machine_lacks_stay_out_of_the_buildroot(queue, make_srpm, isolated):
+    first = submit(queue, make_srpm("elsewhere-built", "1.0", "1"))
+    run_once(queue)
+    rpm = next(a for a in show(queue, first)["artifacts"] if a["arch"] != "src")
+    stored = isolated / ".local/share/sluice/artifacts/sha256" / rpm["sha256"][:2] / rpm["sha256"]
+    stored.unlink()  # as if another clone's runner had built it
+    repo = isolated / ".local/share/sluice/repos/default/buildroot"
+    (repo / rpm["name"]).unlink()
+    second = submit(queue, make_srpm("after-sync", "1.0", "1"))
+    notes = run_once(queue)
+    assert show(queue, second)["state"] == "built"
+    assert "elsewhere-built-1.0-1" in notes and "left out" in notes
+    assert not (repo / rpm["name"]).exists()
+
+
+def test_missing_buildrequires_are_found_in_what_mock_and_dnf_say():
+    from app.attempt import missing_requires
+    text = ("sluice: missing BuildRequires: libfoo-devel, bar (not in any of: http://x)\n"
+            "error: Failed build dependencies:\n\tzlib-devel >= 1.2 is needed by x-1-1.x86_64\n"
+            "No matching package to install: 'gcc-c++'\nNo match for argument: pkgconfig(glib-2.0)\n")
+    assert missing_requires(text) == ("libfoo-devel", "bar", "zlib-devel", "gcc-c++", "pkgconfig(glib-2.0)")

@@ -231,3 +231,71 @@ def test_a_task_fails_once_its_attempts_are_used_up(queue, farm, make_srpm):
         stop(runner)
     assert "gave up after 1 attempts" in shown["events"][-1]["reason"]
     assert [a["result"] for a in shown["tasks"][0]["attempts"]] == ["failed"]
+
+
+def _one_builder(farm, server, name="solo", arch="x86_64") -> None:
+    host = server.host
+    farm.config.write_text(f'[[builder]]\nname = "{name}"\nhost = "{host.host}"\nport = {host.port}\n'
+                           f'user = "{host.user}"\nkey = "{host.key}"\nknown_hosts = "{host.known_hosts}"\n'
+                           f'arches = ["{arch}"]\ntool = "mock"\nworkdir = "{farm.work / name}"\n')
+
+
+def test_a_lying_host_is_failed_to_import_and_rescued_over_ssh(queue, farm, ssh_server, make_srpm, tmp_path):
+    shims = tmp_path / "host-shims"
+    shims.mkdir()
+    liar = shims / "sha256sum"
+    liar.write_text('#!/bin/sh\n/usr/bin/sha256sum "$@" | sed "s/^./0/"\n')
+    liar.chmod(0o755)
+    server = ssh_server("127.0.0.2", forwarding="remote", path=f"{shims}:{ROOT}/tests/doubles:/usr/bin:/bin")
+    _one_builder(farm, server)
+    build = submit(queue, make_srpm("sshliar", "1.0", "1"))
+    run_once(queue)
+    shown = show(queue, build)
+    assert shown["state"] == "failed-to-import" and "does not match its digest" in shown["events"][-1]["reason"]
+    resultdir = shown["tasks"][0]["attempts"][0]["resultdir"]
+    assert any(name.endswith(".rpm") for name in os.listdir(resultdir))  # kept on the host for rescue
+    liar.unlink()
+    result = queue("rescue", build[:7], user=BOB)
+    assert result.code == 0, result.err
+    assert show(queue, build)["state"] == "built"
+
+
+def test_known_hosts_with_markers_ssh_cannot_use_still_verifies_and_revoked_keys_are_refused(queue, farm, tmp_path):
+    host = farm.servers["b2"].host
+    line = host.known_hosts.read_text().strip()
+    key = " ".join(line.split()[1:])
+    marked = tmp_path / "marked_known_hosts"
+    marked.write_text(f"@cert-authority *.example.org {key}\nnot-a-host-key-line\n{line}\n")
+    farm.write(b2=marked)
+    checks = {b["name"]: b["check"]["problems"] for b in queue("--json", "builders", "--check").json}
+    assert checks["b2"] == []
+    revoked = tmp_path / "revoked_known_hosts"
+    revoked.write_text(f"{line}\n@revoked * {key}\n")
+    farm.write(b2=revoked)
+    checks = {b["name"]: b["check"]["problems"] for b in queue("--json", "builders", "--check").json}
+    assert "marked @revoked" in checks["b2"][0]
+
+
+def test_a_killed_runner_leaves_no_remote_build_behind(queue, farm, make_srpm, tmp_path):
+    marker, flag = f"sluice-remote-orphan-{time.time_ns()}", tmp_path / "second-attempt"
+    script = f"if [ ! -e {flag} ]; then touch {flag}; bash -c 'exec -a {marker} sleep 300'; fi"
+    build = submit(queue, make_srpm("remoteorphan", "1.0", "1", build=script), "--target", "multi",
+                   "--arch", "aarch64")
+    runner = background(queue.repo)
+    wait_for(lambda: _running(marker), "the remote build")
+    runner.kill()
+    runner.wait()
+    assert _running(marker)
+    notes = run_once(queue)
+    assert not _running(marker) and "ended a leftover build on b3" in notes
+    assert show(queue, build)["state"] == "built"
+
+
+def test_a_huge_log_streams_over_ssh(queue, farm, make_srpm):
+    line = "a line from a remote build, repeated until the log holds a hundred megabytes"
+    build = submit(queue, make_srpm("remotechatty", "1.0", "1", build=f"yes '{line}' | head -c 104857600"),
+                   "--target", "multi", "--arch", "aarch64")
+    run_once(queue)
+    assert show(queue, build)["state"] == "built"
+    out = queue("log", build[:7])
+    assert out.out.count(line) >= 104857600 // (len(line) + 1) - 1

@@ -41,20 +41,20 @@ def list_builds(ctx: Context, args: argparse.Namespace) -> int:
         ctx.emit(index.summaries_json(filters))
         return 0
     rows = index.rows(filters)
+    explained = iter(range(WHY_ROWS))
     lines = [(r["id"][:7], r["nvr"], r["owner"], r["target"], render.state_text(r["state"], bool(r["contested"])),
-              render.arches(json.loads(r["summary"])["arches"]), render.age(r["created"]), _why(ctx, r))
+              render.arches(json.loads(r["summary"])["arches"]), render.age(r["created"]), _why(ctx, r, explained))
              for r in rows]
     for line in render.table(lines, ("ID", "NVR", "OWNER", "TARGET", "STATE", "ARCHES", "AGE", "WAITING")):
         ctx.out(line)
     return 0
 
 
-def _why(ctx: Context, row: dict) -> str:
-    """Why a queued build waits (for the first screenful only: it reads the build)."""
+def _why(ctx: Context, row: dict, explained) -> str:
+    """Why a queued build waits (for the first WHY_ROWS only: it reads the build)."""
     if row["state"] not in ("queued", "building") or '"queued"' not in row["summary"].decode():
         return ""
-    ctx.explained = getattr(ctx, "explained", 0) + 1
-    if ctx.explained > WHY_ROWS:
+    if next(explained, None) is None:
         return ""
     reasons = set(ctx.waiting(ctx.queue.view(row["id"])).values())
     return "; ".join(sorted(reasons))

@@ -15,6 +15,7 @@ from typing import Any
 
 from app import builders, config, identity, waits
 from app.admin import Admin
+from app.buildroot import Buildroots
 from app.errors import ConfigError, SluiceError, UsageError
 from app.index import Index
 from app.queue import Queue
@@ -86,6 +87,19 @@ class Context:
     def connect(self, builder: builders.Builder):
         return open_transport(builder.transport, builder.host, builder.port, builder.user, builder.key,
                               builder.known_hosts)
+
+    @cached_property
+    def buildroots(self) -> Buildroots:
+        b = self.backends
+        return Buildroots(self.index, b.publisher, b.artifacts, self.paths.repos, self.note)
+
+    def republish(self) -> None:
+        """Bring this machine's buildroot repos up to the queue now (after a
+        withdraw), when this machine has any; otherwise its runner does."""
+        if os.path.isdir(self.paths.repos):
+            snap = self.backends.store.snapshot()
+            self.index.refresh(snap)
+            self.buildroots.publish(snap)
 
     @property
     def live_root(self) -> str:

@@ -8,7 +8,6 @@ import threading
 import time
 
 from app import hosts, logs, tasks
-from app.buildroot import Buildroots
 from app.cli.context import Context
 from app.cli.progress import Bars
 from app.model import State
@@ -44,8 +43,7 @@ def register(commands, common) -> None:
 def runner(ctx: Context, bars: Bars) -> Runner:
     b = ctx.backends
     wiring = Wiring(ctx.connect, build_tool, ctx.repo_service.port, bars)
-    buildroots = Buildroots(ctx.index, b.publisher, b.artifacts, ctx.paths.repos, ctx.note)
-    return Runner(b.store, ctx.index, ctx.queue, b.artifacts, b.reader, ctx.settings, wiring, buildroots,
+    return Runner(b.store, ctx.index, ctx.queue, b.artifacts, b.reader, ctx.settings, wiring, ctx.buildroots,
                   ctx.live_root, b.store.index_dir(), ctx.note)
 
 

@@ -45,6 +45,8 @@ def transition(ctx: Context, args: argparse.Namespace) -> int:
         view = ctx.queue.view(args.id)
         ctx.confirm(f"{args.op} {view.record.nvr} ({view.record.short})?")
     views = ctx.queue.perform(action)
+    if args.op is Op.WITHDRAW:
+        ctx.republish()  # a withdrawn build leaves the buildroot repo at once
     if ctx.json:
         ctx.emit([v.summary() for v in views])
     else:
