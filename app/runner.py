@@ -88,6 +88,8 @@ class Runner:
             while not stop.is_set():
                 if not self.tick() and once:
                     break
+                if self.store.head() != self.seen:
+                    continue  # our own events moved the ref: catch up at once
                 self.wake.wait(self.poll)
                 self.wake.clear()
         finally:

@@ -95,6 +95,7 @@ class Farm:
                 blocks.append(f'[[builder]]\nname = "{name}"\nhost = "{h.host}"\nport = {h.port}\n'
                               f'user = "{h.user}"\nkey = "{h.key}"\nknown_hosts = "{h.known_hosts}"\n'
                               f'arches = ["x86_64"]\nslots = {slots}\ntool = "mock"\n'
+                              f'max_sessions = {max_sessions or 10}\n'
                               f'workdir = "{work / "hosts" / name}"\n')
             config = Path(farm.env["XDG_CONFIG_HOME"]) / "sluice" / "config.toml"
             config.parent.mkdir(parents=True, exist_ok=True)
