@@ -84,7 +84,7 @@ class RepoService:
         if self._server is None:
             from backends.reposerver import RepoServer
             os.makedirs(self.root, exist_ok=True)
-            self._server = RepoServer(self.root)
+            self._server = RepoServer(self.root, stage="buildroot")
             self._port = self._server.start()
         return self._port
 

@@ -19,6 +19,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 class _Handler(SimpleHTTPRequestHandler):
     timeout = 60  # a stalled client must not hold a thread forever
+    stage: str | None = None  # serve only <target>/<stage>/… when set
 
     def send_head(self):  # noqa: ANN201 - the stdlib's own signature
         if not self._allowed():
@@ -32,6 +33,8 @@ class _Handler(SimpleHTTPRequestHandler):
         symlinks and keeps sluice's own dotfiles private."""
         words = unquote(urlsplit(self.path).path).split("/")
         if any(word.startswith(".") for word in words if word):
+            return False
+        if self.stage is not None and [w for w in words if w][1:2] != [self.stage]:
             return False
         root = os.path.realpath(self.directory)
         target = os.path.realpath(self.translate_path(self.path))
@@ -47,10 +50,13 @@ class _Handler(SimpleHTTPRequestHandler):
 
 
 class RepoServer:
-    """Serves `root` on 127.0.0.1 on a free port, from a background thread."""
+    """Serves `root` on 127.0.0.1 on a free port, from a background thread;
+    with `stage`, only `<target>/<stage>/` folders (builders get the
+    buildroot repos and nothing else)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, stage: str | None = None) -> None:
         self.root = root
+        self.stage = stage
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -61,7 +67,8 @@ class RepoServer:
     def start(self) -> int:
         """Listen and serve; returns the port. Starting twice keeps the port."""
         if self._server is None:
-            server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Handler, directory=self.root))
+            handler = type("_StageHandler", (_Handler,), {"stage": self.stage})
+            server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=self.root))
             server.daemon_threads = True
             # a short poll interval makes stop() quick; the idle cost is negligible
             self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),

@@ -366,3 +366,17 @@ def test_the_server_is_read_only_and_stops(tmp_path):
     with pytest.raises(OSError):
         fetch(port, "/file.txt")
     server.stop()  # stopping twice is harmless
+
+
+def test_a_stage_server_serves_that_stage_only(tmp_path):
+    import urllib.error
+    import urllib.request
+    from backends.reposerver import RepoServer
+    for stage in ("buildroot", "testing"):
+        (tmp_path / "f41" / stage).mkdir(parents=True)
+        (tmp_path / "f41" / stage / "file.txt").write_text(stage)
+    with RepoServer(str(tmp_path), stage="buildroot") as server:
+        assert urllib.request.urlopen(server.url("f41/buildroot/file.txt")).read() == b"buildroot"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(server.url("f41/testing/file.txt"))
+        assert refused.value.code == 404
