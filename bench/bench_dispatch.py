@@ -8,16 +8,19 @@ One real sshd builder host on 127.0.0.2 with the mock test double on its PATH
 (a) `SshTransport.run(["true"])` on one warm paramiko connection, per call;
 (b) the peer: `ssh -F /dev/null ... host true`, a new OpenSSH connection per
     call, as a naive runner does (`SshHost.argv` from tests/sshd.py); and,
-    for scale, the same over an OpenSSH ControlMaster (a warm connection).
-    (a) and (b) run interleaved, a few paramiko calls per ssh call;
+    for scale, the same over an OpenSSH ControlMaster (a warm connection),
+    and (a) with TCP_NODELAY cleared on the socket, as sluice was before
+    fd36056 (a diagnosis patched in here). All run interleaved, a few
+    paramiko calls per ssh call;
 (c) the runner's whole per-task overhead: `sluice run --once` (a whole
     process) builds N tiny SRPMs on the host with one slot, one after the
     other. The tool (the mock double) is timed on the host by a wrapper, so
     the overhead is (wall - sum of tool times) / N, and the steady-state
     gap between one build's tool ending and the next one's starting. The
     same is run in-process with every step timed, to say what the gap is
-    made of; its peer is the same tasks through a naive OpenSSH runner
-    (mkdir, scp up, mock, list, scp down, rm: a connection per step).
+    made of (and once more with TCP_NODELAY cleared, for the before/after);
+    its peer is the same tasks through a naive OpenSSH runner (mkdir, scp
+    up, mock, list, scp down, rm: a connection per step).
 
 Target: (a) per call <= (b) per call; sluice's per-task overhead <= the
 naive OpenSSH runner's.
@@ -42,14 +45,15 @@ from backends.transport_ssh import SshTransport
 
 
 @contextlib.contextmanager
-def nodelay():
-    """DIAGNOSIS ONLY, not sluice's code: SshTransport with TCP_NODELAY set on
-    its socket, to show what Nagle + delayed ACK cost each round trip."""
+def nagle():
+    """DIAGNOSIS ONLY, not sluice's code: SshTransport with TCP_NODELAY cleared
+    on its socket, as it was before fd36056, to show what Nagle + delayed ACK
+    cost each round trip."""
     original = SshTransport._socket
 
     def patched(self):
         sock = original(self)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
         return sock
     SshTransport._socket = patched
     try:
@@ -71,9 +75,9 @@ def figure(values: list[float]) -> str:
 def round_trips(farm: Farm, calls: int, per_ssh: int) -> dict[str, list[float]]:
     h = farm.servers["b2"].host
     transport = SshTransport(h.host, h.port, h.user, str(h.key), str(h.known_hosts))
-    with nodelay():
-        quick = SshTransport(h.host, h.port, h.user, str(h.key), str(h.known_hosts))
-        quick.run(["true"])
+    with nagle():
+        slow = SshTransport(h.host, h.port, h.user, str(h.key), str(h.known_hosts))
+        slow.run(["true"])
     master = ["-o", "ControlMaster=auto", "-o", f"ControlPath={farm.work}/cm", "-o", "ControlPersist=120"]
     plain, muxed = h.argv("true"), h.argv("true")
     muxed[1:1] = master
@@ -81,7 +85,7 @@ def round_trips(farm: Farm, calls: int, per_ssh: int) -> dict[str, list[float]]:
     try:
         for _ in range(5):  # warm: connection, channel machinery, the master
             transport.run(["true"])
-            quick.run(["true"])
+            slow.run(["true"])
         subprocess.run(muxed, check=True)
         while len(found["paramiko"]) < calls:
             for _ in range(per_ssh):
@@ -90,15 +94,15 @@ def round_trips(farm: Farm, calls: int, per_ssh: int) -> dict[str, list[float]]:
                     raise RuntimeError("true failed on the host")
                 found["paramiko"].append(time.perf_counter() - start)
                 start = time.perf_counter()
-                quick.run(["true"])
-                found["nodelay"].append(time.perf_counter() - start)
+                slow.run(["true"])
+                found["nagle"].append(time.perf_counter() - start)
             for name, argv in (("ssh", plain), ("ssh-mux", muxed)):
                 start = time.perf_counter()
                 subprocess.run(argv, check=True)
                 found[name].append(time.perf_counter() - start)
     finally:
         transport.close()
-        quick.close()
+        slow.close()
         subprocess.run([*muxed[:-3], "-O", "exit", *muxed[-3:-2]], capture_output=True)
     return found
 
@@ -133,8 +137,15 @@ class Spans:
 
 
 def _command(self, argv, *rest, **kw) -> str:
-    first = " ".join(argv[:2]) if argv[0] != "sh" else "sh -c (results listing)"
-    return f"ssh run `{first}`"
+    if argv[0] == "sh" and len(argv) > 2 and "mkdir" in argv[2]:
+        what = "rm -rf + mkdir -p of the task folder"
+    elif argv[0] == "sh" and len(argv) > 2 and "sha256sum" in argv[2]:
+        what = "results listing (sha256sum)"
+    elif argv[0] == "rm":
+        what = "rm -rf of the task folder (clean-up)"
+    else:
+        what = " ".join(argv[:2])
+    return f"ssh run: {what}"
 
 
 def instrumented(farm: Farm) -> tuple[float, Spans]:
@@ -151,8 +162,7 @@ def instrumented(farm: Farm) -> tuple[float, Spans]:
     spans.wrap(Index, "refresh", "  index refresh")
     spans.wrap(Buildroots, "publish", "  buildroot publish (createrepo_c)")
     spans.wrap(runner.Runner, "_dispatch", "tick: dispatch (scan queue, claim)")
-    spans.wrap(runner.Runner, "_finish_done", "tick: finish (event, clean)")
-    spans.wrap(runner.Runner, "_clean", "  clean (rm -rf on host)")
+    spans.wrap(runner.Runner, "_finish_done", "tick: finish (event)")
     spans.wrap(runner.Runner, "_write_status", "tick: status file")
     spans.wrap(SshTransport, "forward", "forward (cached)")
     spans.wrap(SshTransport, "run", _command)
@@ -160,8 +170,9 @@ def instrumented(farm: Farm) -> tuple[float, Spans]:
     spans.wrap(SshTransport, "start", "start (exec, until the pgid line)")
     spans.wrap(SshTransport, "get", "  sftp get")
     spans.wrap(attempt, "collect", "collect (list, get, verify, store)")
+    spans.wrap(attempt, "_sha256", "  hash the downloaded result")
     spans.wrap(RpmReader, "read_binary", "  rpm header check")
-    spans.wrap(FileArtifactStore, "put", "artifact store put (hash, copy)")
+    spans.wrap(FileArtifactStore, "put", "artifact store put (copy, hash)")
     spans.wrap(attempt, "_build", "build (upload, start, stream, exit)")
     err = io.StringIO()
     try:
@@ -238,16 +249,16 @@ def task_series(farm: Farm, tasks: int, do_profile: bool) -> None:
         print(f"       {name:52s} {1000 * seconds / n:7.1f}")
     print(f"       {'(in no timed step: waits, wake-ups, thread hand-off)':52s} {1000 * uncovered / n:7.1f}")
 
-    srpms = make_srpms(farm.work / "srpms", "nodelay", tasks, "true")
+    srpms = make_srpms(farm.work / "srpms", "nagle", tasks, "true")
     farm.submit(srpms)
     farm.reset_times()
-    with nodelay():
+    with nagle():
         wall, spans = instrumented(farm)
     times = farm.tool_times()
     per, uncovered = in_gaps(spans, gaps(times))
     n = len(times) - 1
     holes = [b - a for a, b in gaps(times)]
-    print(f"   the same with TCP_NODELAY     wall {wall:6.2f} s   gap {figure(holes)}   (diagnosis, not sluice's code)")
+    print(f"   the same, TCP_NODELAY cleared wall {wall:6.2f} s   gap {figure(holes)}   (as before fd36056; diagnosis)")
     print("     " + ", ".join(f"{name.split(': ', 1)[1].strip()} {1000 * per[name] / n:.0f}"
                               for name in sorted(per) if name.startswith("worker") and per[name] / n > 0.002))
 
@@ -292,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   (a) SshTransport.run, warm connection   {figure(found['paramiko'])}")
         print(f"   (b) ssh host true, new connection (peer) {figure(found['ssh'])}")
         print(f"       ssh host true over a ControlMaster   {figure(found['ssh-mux'])}")
-        print(f"       (a) with TCP_NODELAY (diagnosis)     {figure(found['nodelay'])}")
+        print(f"       (a), TCP_NODELAY cleared (before)    {figure(found['nagle'])}")
         print(f"   ratio (a)/(b) {a / b:.3f}; (a)/ControlMaster {a / mux:.2f}; "
               f"target (a) <= (b) -> {'met' if a <= b else 'NOT met'}")
         task_series(farm, args.tasks, args.profile)

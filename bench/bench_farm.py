@@ -1,13 +1,13 @@
 """6. A build farm: 20 concurrent builds on two SSH builder hosts.
 
-    python -m bench.bench_farm [--builds 20] [--sleep 3] [--slots 10] [--quick]
+    python -m bench.bench_farm [--builds 20] [--sleep 3] [--slots 10] [--max-sessions 32] [--quick]
 
 Two real sshd builder hosts (127.0.0.2 and 127.0.0.3, both x86_64, `--slots`
 each, so every build can run at once) with the mock test double on their
 PATH, as in tests/test_runner_ssh.py, but with sshd's MaxSessions raised
-to 32 (`--max-sessions`): sluice runs all of a host's builds as channels of
-one connection, and a stock sshd refuses the 11th ("no more sessions"),
-which sluice takes for a dropped connection. Every build sleeps `--sleep` seconds in
+to 32 (`--max-sessions`) and the builder config's `max_sessions` set to
+match: sluice runs all of a host's builds as channels of one connection and
+needs slots + 2 sessions (a stock sshd allows 10). Every build sleeps `--sleep` seconds in
 %build. The runner is the venv's `sluice run --once`, a whole process; its
 CPU (user + sys, including the createrepo_c and rpm children it waits for) is
 its own rusage from `os.wait4`. The builds' own durations are timed on the
@@ -73,8 +73,8 @@ class Farm:
     def start(cls, work: Path, addresses: dict[str, str], slots: int = 1, max_sessions: int = 0) -> "Farm":
         """`addresses`: builder name -> 127.0.0.x; all x86_64, `slots` each.
         `max_sessions` > 0 sets sshd's MaxSessions (default 10 channels per
-        connection): sluice runs every build of a host on one connection,
-        and sshd refuses the 11th session ("no more sessions")."""
+        connection) and the builders' `max_sessions` to match: sluice runs
+        every build of a host on one connection and needs slots + 2."""
         farm = cls(work, dict(os.environ), str(work / "state.git"))
         bin_dir = work / "bin"
         bin_dir.mkdir()
@@ -266,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sleep", type=float, default=3.0, help="seconds each build sleeps in %%build")
     p.add_argument("--slots", type=int, default=10, help="slots per host (2 hosts)")
     p.add_argument("--max-sessions", type=int, default=32,
-                   help="sshd MaxSessions on the hosts (0: sshd's default, 10, which more than ~8 slots exceed)")
+                   help="sshd MaxSessions on the hosts and max_sessions in the config "
+                        "(0: sshd's default, 10, which sluice refuses for more than 8 slots)")
     p.add_argument("--quick", action="store_true", help="6 builds, 3 slots per host, 1 s each")
     args = p.parse_args(argv)
     if args.quick:

@@ -412,3 +412,17 @@ def test_missing_buildrequires_are_found_in_what_mock_and_dnf_say():
             "error: Failed build dependencies:\n\tzlib-devel >= 1.2 is needed by x-1-1.x86_64\n"
             "No matching package to install: 'gcc-c++'\nNo match for argument: pkgconfig(glib-2.0)\n")
     assert missing_requires(text) == ("libfoo-devel", "bar", "zlib-devel", "gcc-c++", "pkgconfig(glib-2.0)")
+
+
+def test_progress_bars_draw_on_a_terminal_and_stay_quiet_otherwise():
+    import io
+    from app.cli.progress import Bars
+    shown = io.StringIO()
+    update = Bars(shown, enabled=True)("upload hello-1.0-1.src.rpm to b1")
+    update(0, 2 * 1024 * 1024)
+    update(2 * 1024 * 1024, 2 * 1024 * 1024)
+    text = shown.getvalue()
+    assert "upload hello-1.0-1.src.rpm to b1" in text and "100%" in text and "2.0MB/2.0MB" in text
+    assert text.endswith("\n") and text.count("\r") == 2
+    quiet = io.StringIO()
+    assert Bars(quiet, enabled=False)("upload") is None and quiet.getvalue() == ""
