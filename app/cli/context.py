@@ -105,7 +105,9 @@ class Context:
     def live_root(self) -> str:
         return f"{self.paths.artifacts}/live"
 
+    @cached_property
     def runner_status(self) -> dict | None:
+        """The live runner's status, read once per command."""
         return waits.read_status(waits.status_path(self.backends.store.index_dir()))
 
     def waiting(self, view) -> dict[str, str]:
@@ -119,7 +121,7 @@ class Context:
             settings = self.settings
         except ConfigError as exc:  # a broken builder table must not break listing
             return {arch: f"the local config is broken: {exc.message}" for arch in waits.queued_tasks(view)}
-        return waits.waiting(view, settings, self.runner_status(), dependency)
+        return waits.waiting(view, settings, self.runner_status, dependency)
 
     def ready(self) -> None:
         """Make sure there is a queue to work on; the embedded default is

@@ -10,6 +10,7 @@ import time
 from app import hosts, logs, tasks
 from app.cli.context import Context
 from app.cli.progress import Bars
+from app.errors import SluiceError
 from app.model import State
 from app.rescue import rescue
 from app.runner import Runner, Wiring
@@ -67,8 +68,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
 
 def list_builders(ctx: Context, args: argparse.Namespace) -> int:
     settings = ctx.settings
-    status = {b["name"]: b for b in (ctx.runner_status() or {}).get("builders", [])} \
-        if ctx.paths.repo and ctx.backends else {}
+    try:
+        live_status = ctx.runner_status or {}
+    except SluiceError:  # no queue here: the builders are listed all the same
+        live_status = {}
+    status = {b["name"]: b for b in live_status.get("builders", [])}
     checks = _check_all(ctx, settings.builders) if args.check else {}
     rows = []
     for builder in settings.builders:
