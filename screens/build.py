@@ -148,7 +148,7 @@ class BuildScreen(Screen):
     def _checked(self, op: Op, refused: SluiceError | None) -> None:
         if refused is not None:
             text = refused.message + (f"\n{refused.hint}" if refused.hint else "")
-            self.notify(text, title=f"cannot {op}", severity="error", timeout=8)
+            self.notify(text, title=f"{op}: refused", severity="error", timeout=8)
             return
         name = f"{self.view.record.nvr} ({self.view.record.short})"
         if op in NEEDS_REASON:
@@ -185,7 +185,7 @@ class BuildScreen(Screen):
 
     def _refused(self, action: Action, exc: SluiceError) -> None:
         self.app.logged(action.command(), f"refused: {exc.message}")
-        self.notify(exc.message + (f"\n{exc.hint}" if exc.hint else ""), title=f"cannot {action.op}",
+        self.notify(exc.message + (f"\n{exc.hint}" if exc.hint else ""), title=f"{action.op}: refused",
                     severity="error", timeout=8)
 
     def _done(self, action: Action, views: Sequence[BuildView]) -> None:

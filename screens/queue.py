@@ -41,7 +41,7 @@ class QueueTable(VirtualTable[Row]):
     def _widths(self, width: int) -> dict[str, int]:
         wide = width >= 120
         w = {"id": 7, "owner": 24 if wide else 10, "target": 12 if wide else 8, "state": 16,
-             "arches": 28 if wide else 5, "age": 4}
+             "arches": 28 if wide else 6, "age": 5}
         w["nvr"] = max(12, width - sum(w.values()) - len(w))
         return w
 
