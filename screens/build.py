@@ -199,8 +199,9 @@ class BuildScreen(Screen):
         if self.view is None:
             return []
         short = self.view.record.short
-        found = [(f"{str(op).capitalize()} {short}", f"sluice {op} {short}",
-                  lambda o=op: self.action_op(str(o))) for op in cockpit.PERSON_OPS if op in self.allowed]
+        found = [(f"{str(op).capitalize()} {short}",
+                  "allowed now" if op in self.allowed else "not allowed now: shows why",
+                  lambda o=op: self.action_op(str(o))) for op in cockpit.PERSON_OPS]
         found.append((f"Logs of {short}", "build, root and state logs", self.action_log))
         found.append((f"History of {short}", "the commits about this build",
                       lambda: self.app.open_history(self.build_id)))

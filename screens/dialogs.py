@@ -118,7 +118,7 @@ class HelpScreen(ModalScreen[None]):
         for key in keys.scope("global"):
             table.add_row(escape(key.keys), escape(key.description))
         with Vertical(classes="dialog wide"):
-            yield Static(f"Keys: {getattr(self.below, 'NAME', scope)}  (remap them in [keys], docs/config.md)",
+            yield Static(f"Keys: {getattr(self.below, 'NAME', scope)}  (remap them in \\[keys], docs/config.md)",
                          classes="question")
             with VerticalScroll():
                 yield Static(table)

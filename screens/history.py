@@ -139,7 +139,7 @@ class CommitScreen(Screen):
         e = self.entry
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(e.time))
         lines = [f"[bold]commit[/] {e.commit}", f"[bold]author[/] {escape(e.author)}",
-                 f"[bold]committer[/] {escape(e.committer)} (replica)", f"[bold]date[/] {when}", "",
+                 f"[bold]committer[/] {escape(e.committer)}", f"[bold]date[/] {when}", "",
                  f"[bold]{escape(e.title)}[/]"]
         if e.reason:
             lines += ["", escape(e.reason)]

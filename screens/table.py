@@ -95,13 +95,13 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         if y == 0:
-            return Strip(self.header(width), width).adjust_cell_length(width, HEADER).apply_style(HEADER)
+            return Strip(self.header(width)).adjust_cell_length(width, HEADER).apply_style(HEADER)
         index = int(self.scroll_offset.y) + y - 1
         if not self.rows and y == 1:
             return Strip([Segment(cell(self.empty(), width), Style(dim=True))], width)
         if index >= len(self.rows):
             return Strip.blank(width)
-        strip = Strip(self.line(self.rows[index], width), width).adjust_cell_length(width)
+        strip = Strip(self.line(self.rows[index], width)).adjust_cell_length(width)
         if index == self.cursor:
             strip = strip.apply_style(CURSOR if self.has_focus else Style(bold=True, underline=True))
         return strip
