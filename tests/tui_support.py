@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import calendar
 import time
 
@@ -41,3 +43,13 @@ def drive(app: SluiceApp, script, size: tuple[int, int] = (80, 24)) -> None:
             await settle(pilot, app)
             await script(pilot)
     asyncio.run(main())
+
+
+def screen_text(app: SluiceApp) -> str:
+    """What the terminal shows, as text (from the SVG screenshot, one line
+    per row of the terminal)."""
+    svg = app.export_screenshot()
+    rows: dict[str, list[str]] = {}
+    for y, text in re.findall(r'<text [^>]*?y="([\d.]+)"[^>]*>(.*?)</text>', svg):
+        rows.setdefault(y, []).append(html.unescape(text).replace("\xa0", " "))
+    return "\n".join("".join(parts) for _, parts in sorted(rows.items(), key=lambda kv: float(kv[0])))
