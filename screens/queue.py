@@ -109,6 +109,7 @@ class QueueScreen(Screen):
                 continue  # the table's own enter
             else:
                 self._bind(key.keys, action, key.description, show=action in ("filter", "mine", "history"))
+        self._bind(keys.of("back"), "back", "quit", show=False)
         self.query_one(QueueTable).focus()
         if self.app.rows:
             self.show_rows(self.app.rows, self.app.total)
