@@ -71,9 +71,11 @@ class SluiceApp(App):
         if self.poll_every:
             self.set_interval(self.poll_every, self.poll)
 
-    def bind_keys(self, node: App | Screen, keys: str, action: str, description: str, show: bool) -> None:
-        """Bind keys named as the config names them (remapped by `[keys]`)."""
-        node._bindings.bind(textual_keys(keys), action, description, show=show)
+    def bind_keys(self, node: App | Screen, keys: str, action: str, description: str, show: bool,
+                  priority: bool = False) -> None:
+        """Bind keys named as the config names them (remapped by `[keys]`);
+        `priority` for keys Textual itself uses (tab moves the focus)."""
+        node._bindings.bind(textual_keys(keys), action, description, show=show, priority=priority)
         if isinstance(node, Screen) and node.is_mounted:
             node.refresh_bindings()
 

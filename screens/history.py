@@ -118,7 +118,7 @@ class HistoryScreen(Screen):
 
     def action_back(self) -> None:
         box = self.query_one("#filter", Input)
-        if box.has_focus:
+        if box.has_focus and not box.has_class("hidden"):
             self.query_one(HistoryList).focus()
             return
         self.app.pop_screen()

@@ -25,6 +25,7 @@ BATCH_SECONDS = 0.05
 class LogScreen(Screen):
     SCOPE = "log"
     NAME = "log"
+    AUTO_FOCUS = None  # never the hidden search box: it would swallow the keys
 
     def __init__(self, detail: dict, ref: LogRef | None = None) -> None:
         super().__init__()
@@ -50,7 +51,7 @@ class LogScreen(Screen):
         keys = self.app.services.keys
         for action, label in (("follow", "follow"), ("search", "search"), ("next_match", "next"),
                               ("next_log", "next log")):
-            self.app.bind_keys(self, keys.of(action), action, label, True)
+            self.app.bind_keys(self, keys.of(action), action, label, True, priority=action == "next_log")
         self.app.bind_keys(self, keys.of("back"), "back", "back", True)
         self.open_log()
 
@@ -159,7 +160,7 @@ class LogScreen(Screen):
 
     def action_back(self) -> None:
         box = self.query_one("#search", Input)
-        if box.has_focus:
+        if box.has_focus and not box.has_class("hidden"):
             box.add_class("hidden")
             self.query_one(Log).focus()
             return
