@@ -42,7 +42,7 @@ class LogScreen(Screen):
         yield Static("", id="title", classes="title")
         with Vertical():
             yield Input(placeholder="search (enter: next match, esc: back to the log)", id="search",
-                        classes="hidden")
+                        classes="hidden", disabled=True)  # disabled while hidden: never takes the focus
             yield Static("", id="nolog")
             yield Log(id="log", highlight=False, auto_scroll=True)
         yield Footer()
@@ -133,6 +133,7 @@ class LogScreen(Screen):
 
     def action_search(self) -> None:
         box = self.query_one("#search", Input)
+        box.disabled = False
         box.remove_class("hidden")
         box.focus()
 
@@ -162,6 +163,7 @@ class LogScreen(Screen):
         box = self.query_one("#search", Input)
         if box.has_focus and not box.has_class("hidden"):
             box.add_class("hidden")
+            box.disabled = True
             self.query_one(Log).focus()
             return
         self.workers.cancel_group(self, "log")
