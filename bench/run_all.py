@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     codes = [run("bench_transitions", "--sizes", "1000" if args.quick else "1000,100000"),
              run("bench_list", "--builds", str(big)),
              run("bench_index", "--builds", str(big), "--events", "200" if args.quick else "2000"),
-             run("bench_sync", "--builds", str(big), "--events", "10000", "--reps", "1" if args.quick else "2")]
+             run("bench_sync", "--builds", str(big), "--events", "10000", "--reps", "1" if args.quick else "2"),
+             run("bench_tui", "--builds", str(big), *(["--reps", "2", "--skip-peer"] if args.quick else []))]
     failed = sum(1 for code in codes if code != 0)
     if failed:
         print(f"{failed} benchmark(s) failed; their figures above are missing or partial", file=sys.stderr)

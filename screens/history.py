@@ -75,6 +75,8 @@ class HistoryScreen(Screen):
         keys = self.app.services.keys
         self.app.bind_keys(self, keys.of("history_filter"), "filter", "filter", True)
         self.app.bind_keys(self, keys.of("back"), "back", "back", True)
+        if keys.of("history_open") != "enter":  # enter is the list's own
+            self.app.bind_keys(self, keys.of("history_open"), "open", "show", False)
         self.query_one(HistoryList).focus()
         self.load(self.initial)
 
@@ -101,6 +103,9 @@ class HistoryScreen(Screen):
         if text.strip():
             shown += f"  filter: {text.strip()}"
         self.query_one("#title", Static).update(shown)
+
+    def action_open(self) -> None:
+        self.query_one(HistoryList).action_choose()
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)

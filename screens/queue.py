@@ -106,7 +106,8 @@ class QueueScreen(Screen):
             if action.startswith("state_"):
                 self._bind(key.keys, f"quick('{action[6:]}')", key.description, show=False)
             elif action == "open":
-                continue  # the table's own enter
+                if key.keys != "enter":  # enter is the table's own
+                    self._bind(key.keys, "open", key.description, show=False)
             else:
                 self._bind(key.keys, action, key.description, show=action in ("filter", "mine", "history"))
         self._bind(keys.of("back"), "back", "quit", show=False)
@@ -191,6 +192,9 @@ class QueueScreen(Screen):
         states_ = listing.STATE_GROUPS.get(group, ())
         self.query_ = Query(self.query_.text, self.query_.owner, states_)
         self._apply()
+
+    def action_open(self) -> None:
+        self.query_one(QueueTable).action_choose()
 
     def action_history(self) -> None:
         self.app.open_history()
