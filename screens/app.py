@@ -53,6 +53,7 @@ class SluiceApp(App):
         self.total = 0  # builds in the queue (rows may still be the first page)
         self.commands_run: list[Logged] = []
         self._polling = False
+        self._problems: set[str] = set()
 
     # ------------------------------------------------------------ start
 
@@ -107,6 +108,9 @@ class SluiceApp(App):
             self.call_from_thread(self._loaded, rows, head, problems, len(rows))
         except SluiceError as exc:
             self.call_from_thread(self.notify, exc.message, title="cannot read the queue", severity="error")
+        except RuntimeError:
+            if self.is_running:  # otherwise the app closed while this read: nothing to show it on
+                raise
         finally:
             self._polling = False
 
@@ -114,7 +118,9 @@ class SluiceApp(App):
         moved = head != self.head
         self.rows, self.head, self.total = rows, head, total
         for problem in problems:
-            self.notify(problem, severity="warning")
+            if problem not in self._problems:  # once, not on every reload
+                self._problems.add(problem)
+                self.notify(problem, severity="warning")
         for screen in self.screen_stack:
             if hasattr(screen, "show_rows"):
                 screen.show_rows(rows, total)

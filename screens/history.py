@@ -80,8 +80,12 @@ class HistoryScreen(Screen):
         self.query_one(HistoryList).focus()
         self.load(self.initial)
 
-    @work(thread=True, exclusive=True, group="history")
     def load(self, text: str) -> None:
+        self.query_one("#title", Static).update("sluice  history  reading the log…")
+        self._load(text)
+
+    @work(thread=True, exclusive=True, group="history")
+    def _load(self, text: str) -> None:
         filters, words = parse(text)
         s = self.app.services
         try:

@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from app import listing
+from app import cockpit, listing
 from app.cli.render import age
 from app.listing import Query, Row
 from screens import states
@@ -220,4 +220,7 @@ class QueueScreen(Screen):
         if row is not None:
             found.append((f"Open {row.id[:7]} {row.nvr}", "the build screen",
                           lambda r=row: self.app.open_build(r.id)))
+            for op in cockpit.PERSON_OPS:  # opens the build, then acts as its key does
+                found.append((f"{str(op).capitalize()} {row.id[:7]} {row.nvr}", "on the build screen",
+                              lambda r=row, o=op: self.app.open_build(r.id, then=str(o))))
         return found

@@ -145,3 +145,18 @@ def test_listing_loads_what_list_shows_and_filters_like_it(clone, make_srpm, slu
     assert ids("nothing-like-this") == []
     assert listing.position(rows, b) == 1 and listing.position(rows, "f" * 40) is None
     assert listing.Query("x", BOB.email, ("held",)).describe() == "owner:bob@example.org state:held x"
+
+
+def test_the_palette_on_the_queue_acts_on_the_selected_build(clone, make_srpm):
+    build = clone.submit(make_srpm("alpha"), who=BOB)
+    clone.built(build)
+    app = cockpit(clone)
+
+    async def script(pilot):
+        titles = [title for title, _, _ in app.screen.commands()]
+        assert f"Approve {build[:7]} alpha-1.0-1" in titles and "Show held builds" in titles
+        dict((t, c) for t, _, c in app.screen.commands())[f"Approve {build[:7]} alpha-1.0-1"]()
+        await settle(pilot, app)
+        assert isinstance(app.screen, BuildScreen)
+    drive(app, script)
+    assert clone.state(build) is State.NEEDSIGN
