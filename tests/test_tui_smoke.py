@@ -42,6 +42,15 @@ class Tmux:
     def keys(self, *keys: str) -> None:
         self("send-keys", "-t", "smoke", *keys)
 
+    def sluice(self, *args: str) -> None:
+        """Start the venv's `sluice ARGS` at 80x24 with the test's environment;
+        the pane stays open after it exits, with its exit status on screen."""
+        sluice = Path(sys.executable).parent / "sluice"
+        env = " ".join(f"{k}={v}" for k, v in os.environ.items()
+                       if k.startswith(("SLUICE_", "XDG_", "GIT_CONFIG")) or k == "HOME")
+        self("new-session", "-d", "-s", "smoke", "-x", "80", "-y", "24",
+             f"env {env} {sluice} {' '.join(args)}; echo exited $?; sleep 30")
+
 
 @pytest.fixture
 def tmux(tmp_path):
@@ -56,11 +65,7 @@ def test_filter_open_and_hold_in_the_real_terminal(tmux, make_clone, make_srpm):
     build = clone.submit(make_srpm("inventor"))
     for each in (other, build):
         clone.built(each)
-    sluice = Path(sys.executable).parent / "sluice"
-    env = " ".join(f"{k}={v}" for k, v in os.environ.items()
-                   if k.startswith(("SLUICE_", "XDG_", "GIT_CONFIG")) or k == "HOME")
-    tmux("new-session", "-d", "-s", "smoke", "-x", "80", "-y", "24",
-         f"env {env} {sluice} --repo {clone.path}; sleep 30")
+    tmux.sluice("--repo", str(clone.path))  # no command: the cockpit, on a terminal
     tmux.wait_for("2 of 2 builds")
     tmux.keys("/")
     tmux.wait_for("filter: words")
@@ -83,8 +88,11 @@ def test_filter_open_and_hold_in_the_real_terminal(tmux, make_clone, make_srpm):
     tmux.keys("@")
     assert "sluice hold" in tmux.wait_for("sluice hold")
     tmux.keys("Escape")
-    tmux.keys("q")
-    tmux.keys("q")
+    time.sleep(0.2)
+    for _ in range(3):  # back to the queue, clear the filter, quit
+        tmux.keys("q")
+        time.sleep(0.2)
+    tmux.wait_for("exited 0")
 
 
 def test_no_command_prints_the_summary_when_not_on_a_terminal(sluice):
@@ -103,11 +111,7 @@ def test_tui_without_a_terminal_says_so(sluice):
 
 def test_sluice_tui_opens_and_q_quits_with_0(tmux, make_clone):
     clone = make_clone("state.git")
-    sluice = Path(sys.executable).parent / "sluice"
-    env = " ".join(f"{k}={v}" for k, v in os.environ.items()
-                   if k.startswith(("SLUICE_", "XDG_", "GIT_CONFIG")) or k == "HOME")
-    tmux("new-session", "-d", "-s", "smoke", "-x", "80", "-y", "24",
-         f"env {env} {sluice} --repo {clone.path} tui; echo exited $?; sleep 30")
+    tmux.sluice("--repo", str(clone.path), "tui")
     tmux.wait_for("0 of 0 builds")
     tmux.keys("q")
     tmux.wait_for("exited 0")
