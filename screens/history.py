@@ -114,7 +114,7 @@ class HistoryScreen(Screen):
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.remove_class("hidden")
-        box.focus()
+        self.set_focus(box)  # at once: keys typed right after "/" must land in the box
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.load(event.value)

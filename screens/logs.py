@@ -135,7 +135,7 @@ class LogScreen(Screen):
         box = self.query_one("#search", Input)
         box.disabled = False
         box.remove_class("hidden")
-        box.focus()
+        self.set_focus(box)  # at once: keys typed right after "/" must land in the box
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.action_next_match()

@@ -160,7 +160,7 @@ class QueueScreen(Screen):
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.remove_class("hidden")
-        box.focus()
+        self.set_focus(box)  # at once: keys typed right after "/" must land in the box
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":

@@ -50,7 +50,8 @@ def _options(p: argparse.ArgumentParser, default: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     ctx = Context(args)
-    handler = getattr(args, "handler", None) or (tui_cmd.tui if tui_cmd.on_terminal() else builds_cmd.overview)
+    handler = getattr(args, "handler", None) or \
+        (tui_cmd.tui if tui_cmd.on_terminal() and not args.json else builds_cmd.overview)
     try:
         return handler(ctx, args) or 0
     except SluiceError as exc:
