@@ -9,7 +9,8 @@ per-arch states stay as the summary's JSON bytes and are decoded only for the
 rows on screen.
 
 The filter language is the CLI's options written as words: `owner:bob`,
-`state:held`, `target:epel9`, `package:kde*`; any other word must appear in the
+`state:held` (or `state:held,needsign`), `target:epel9`, `package:kde*`,
+`batch:abi`, `id:3f9a`; any other word must appear in the
 build's NVR, owner, state or target (case-insensitive). All words must match.
 """
 from __future__ import annotations
@@ -117,10 +118,6 @@ def _narrow(rows: Sequence[Row], word: str) -> list[Row]:
     if key == "target":
         return [r for r in rows if value in r.target.lower()]
     return [r for r in rows if value in (r.batch or "").lower()]
-
-
-def select(rows: Sequence[Row], query: Query) -> Sequence[Row]:
-    return query.select(rows)
 
 
 def position(rows: Iterable[Row], build_id: str | None) -> int | None:

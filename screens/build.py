@@ -27,7 +27,7 @@ from app.cli import render
 from app.cli.transition_cmd import TRANSITIONS
 from app.errors import SluiceError
 from app.lifecycle import BuildView
-from app.model import Op
+from app.model import Op, State
 from screens import states
 from screens.dialogs import Choose, Confirm, Reason
 
@@ -162,7 +162,6 @@ class BuildScreen(Screen):
             self._confirm(op, "")
 
     def _confirm(self, op: Op, reason: str, to: str | None = None) -> None:
-        from app.model import State
         action = Action(op, self.build_id, reason, State(to) if to else None)
         if op not in cockpit.DESTRUCTIVE:
             self._perform(action)

@@ -130,7 +130,7 @@ class QueueScreen(Screen):
 
     def _apply(self) -> None:
         table = self.query_one(QueueTable)
-        shown = listing.select(self.all_rows, self.query_)
+        shown = self.query_.select(self.all_rows)
         at = listing.position(shown, self.selected)
         table.set_rows(shown, at if at is not None else 0)
         self._title()

@@ -98,10 +98,16 @@ def test_a_finished_log_streams_in_and_search_finds_a_line(clone, tmp_path):
         assert log.line_count == 5002 and log.lines[-1] == "tail"
         assert "5,002 lines" in screen_text(app)
         await _press(pilot, app, "slash")
+        app.screen.query_one("#search").value = "line 12"
+        await _press(pilot, app, "enter")
+        assert int(log.scroll_offset.y) == 12  # from the end, the search wrapped around
+        assert "paused" in screen_text(app)  # a search stops following
+        await _press(pilot, app, "escape", "n")  # back in the log, the next match
+        assert int(log.scroll_offset.y) == 120
+        await _press(pilot, app, "slash")
         app.screen.query_one("#search").value = "LIBCDIO"
         await _press(pilot, app, "enter")
         assert int(log.scroll_offset.y) <= 5000 <= int(log.scroll_offset.y) + log.size.height
-        assert "paused" in screen_text(app)  # a search stops following
         await _press(pilot, app, "escape", "f")
         assert "following" in screen_text(app)
     drive(app, script)

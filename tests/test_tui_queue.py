@@ -160,3 +160,15 @@ def test_the_palette_on_the_queue_acts_on_the_selected_build(clone, make_srpm):
         assert isinstance(app.screen, BuildScreen)
     drive(app, script)
     assert clone.state(build) is State.NEEDSIGN
+
+
+def test_refresh_reloads_at_once_without_the_poller(clone, make_srpm):
+    clone.submit(make_srpm("alpha"))
+    app = cockpit(clone)  # no poller: only ctrl+r reloads
+
+    async def script(pilot):
+        assert len(_table(app).rows) == 1
+        clone.submit(make_srpm("beta"))
+        await _press(pilot, app, "ctrl+r")
+        assert [r.nvr for r in _table(app).rows] == ["beta-1.0-1", "alpha-1.0-1"]
+    drive(app, script)
