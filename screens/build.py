@@ -9,6 +9,8 @@ performed by `Queue.perform`, exactly as the CLI does it.
 """
 from __future__ import annotations
 
+import calendar
+import time
 from typing import Any, Callable, Sequence
 
 from rich.markup import escape
@@ -243,16 +245,35 @@ def tasks_table(tasks: Sequence[dict]) -> Table:
         table.add_column(name, no_wrap=name != "host")
     for t in tasks:
         attempts = t.get("attempts") or []
-        table.add_row(t.get("arch", "?"), states.text(t.get("state", "?")), escape(str(t.get("host") or "—")),
+        host = t.get("host") or next((a.get("host") for a in reversed(attempts)
+                                      if isinstance(a, dict) and a.get("host")), None)
+        table.add_row(t.get("arch", "?"), states.text(t.get("state", "?")), escape(str(host or "—")),
                       str(len(attempts)), _took(attempts))
     return table
 
 
 def _took(attempts: Sequence[dict]) -> str:
+    """How long the last attempt took (or has been running), from whichever
+    of `seconds` or `start`/`end` timestamps the builders record."""
     for a in reversed(attempts):
-        if isinstance(a, dict) and isinstance(a.get("seconds"), (int, float)):
+        if not isinstance(a, dict):
+            continue
+        if isinstance(a.get("seconds"), (int, float)):
             return f"{int(a['seconds'])}s"
+        start, end = _when(a.get("start")), _when(a.get("end"))
+        if start is not None:
+            running = "" if end is not None else "+"
+            return f"{int((end if end is not None else time.time()) - start)}s{running}"
     return "—"
+
+
+def _when(stamp: object) -> float | None:
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
 
 
 def artifacts_table(artifacts: Sequence[dict]) -> Table:

@@ -2,6 +2,8 @@
 opens, and the refusals (each says why and changes nothing)."""
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from app import builds
@@ -246,3 +248,28 @@ def test_escape_goes_back_to_the_queue(clone, built):
         await _press(pilot, app, "escape")
         assert not isinstance(app.screen, BuildScreen)
     on_build(clone, built, script)
+
+
+def test_what_the_builders_add_to_detail_is_shown_when_present():
+    """hosts, attempts and durations, signers and waits: rendered when
+    `detail()` has them (the builders fill them in), skipped when not."""
+    from rich.console import Console
+    from screens.build import artifacts_table, summary, tasks_table
+
+    def text(renderable) -> str:
+        console = Console(width=120, record=True, file=io.StringIO())
+        console.print(renderable)
+        return console.export_text()
+    tasks = [{"arch": "x86_64", "state": "built", "attempts": [
+        {"host": "builder1", "start": "2024-01-01T00:00:00Z", "end": "2024-01-01T00:01:30Z"},
+        {"host": "builder2", "seconds": 42}]},
+             {"arch": "aarch64", "state": "building", "host": "arm7", "attempts": [{"host": "arm7"}]}]
+    shown = text(tasks_table(tasks))
+    assert "builder2" in shown and "42s" in shown and "arm7" in shown and "2" in shown
+    assert "90s" in text(tasks_table([{"arch": "x", "state": "built", "attempts": [tasks[0]["attempts"][0]]}]))
+    signed = text(artifacts_table([{"name": "a.rpm", "arch": "x86_64", "sha256": "ab" * 32,
+                                    "signed_by": "key 4f2e"}, {}]))
+    assert "key 4f2e" in signed and "abababab" in signed and "unsigned" in signed
+    waiting = text(summary({"id": "ab" * 20, "nvr": "a-1-1", "state": "queued",
+                            "waiting": ["libcdio is still building", "no x86_64 builder is free"]}))
+    assert "because libcdio is still building; no x86_64 builder is free" in waiting
