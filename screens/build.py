@@ -72,7 +72,7 @@ class BuildScreen(Screen):
                 self.app.bind_keys(self, key.keys, f"op('{key.action.replace('_', '-')}')",
                                    key.description, False)
         self.app.bind_keys(self, self.app.services.keys.of("back"), "back", "back", True)
-        self.query_one("#body").focus()
+        self.set_focus(self.query_one("#body"))
         self.load()
 
     # ------------------------------------------------------------ loading

@@ -77,7 +77,7 @@ class HistoryScreen(Screen):
         self.app.bind_keys(self, keys.of("back"), "back", "back", True)
         if keys.of("history_open") != "enter":  # enter is the list's own
             self.app.bind_keys(self, keys.of("history_open"), "open", "show", False)
-        self.query_one(HistoryList).focus()
+        self.set_focus(self.query_one(HistoryList))
         self.load(self.initial)
 
     def load(self, text: str) -> None:
@@ -120,7 +120,7 @@ class HistoryScreen(Screen):
         self.load(event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query_one(HistoryList).focus()
+        self.set_focus(self.query_one(HistoryList))
 
     def on_virtual_table_chosen(self, message: VirtualTable.Chosen) -> None:
         self.app.push_screen(CommitScreen(message.row))
@@ -128,7 +128,7 @@ class HistoryScreen(Screen):
     def action_back(self) -> None:
         box = self.query_one("#filter", Input)
         if box.has_focus and not box.has_class("hidden"):
-            self.query_one(HistoryList).focus()
+            self.set_focus(self.query_one(HistoryList))
             return
         self.app.pop_screen()
 

@@ -79,7 +79,7 @@ class LogScreen(Screen):
         else:
             nolog.add_class("hidden")
             log.remove_class("hidden")
-            log.focus()
+            self.set_focus(log)
             self.stream(self.ref)
         self._title()
 
@@ -164,7 +164,7 @@ class LogScreen(Screen):
         if box.has_focus and not box.has_class("hidden"):
             box.add_class("hidden")
             box.disabled = True
-            self.query_one(Log).focus()
+            self.set_focus(self.query_one(Log))
             return
         self.workers.cancel_group(self, "log")
         self.app.pop_screen()

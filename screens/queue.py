@@ -111,7 +111,7 @@ class QueueScreen(Screen):
             else:
                 self._bind(key.keys, action, key.description, show=action in ("filter", "mine", "history"))
         self._bind(keys.of("back"), "back", "quit", show=False)
-        self.query_one(QueueTable).focus()
+        self.set_focus(self.query_one(QueueTable))
         if self.app.rows:
             self.show_rows(self.app.rows, self.app.total)
         self._title()
@@ -171,7 +171,7 @@ class QueueScreen(Screen):
         if event.input.id == "filter":
             if not event.value.strip():
                 event.input.add_class("hidden")
-            self.query_one(QueueTable).focus()
+            self.set_focus(self.query_one(QueueTable))
 
     def clear_filter(self) -> bool:
         """esc in the filter box: drop the typed words. Returns whether it did."""
@@ -179,7 +179,7 @@ class QueueScreen(Screen):
         if box.has_focus or box.value:
             box.value = ""
             box.add_class("hidden")
-            self.query_one(QueueTable).focus()
+            self.set_focus(self.query_one(QueueTable))
             return True
         return False
 
