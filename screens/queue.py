@@ -81,6 +81,15 @@ class QueueTable(VirtualTable[Row]):
         return "no builds match (esc clears the filter, 0 shows every state)"
 
 
+class FilterBox(Input):
+    """The filter box. Enter gives the keys back to the table before the
+    next key is read, so "/kde<enter><enter>" typed ahead opens a build."""
+
+    async def action_submit(self) -> None:
+        await super().action_submit()
+        self.screen.set_focus(self.screen.query_one(QueueTable))
+
+
 class QueueScreen(Screen):
     """Every build; `enter` opens one."""
 
@@ -94,8 +103,8 @@ class QueueScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="title", classes="title")
-        yield Input(placeholder="filter: words, owner:, state:, target:, package:  (enter keeps, esc clears)",
-                    id="filter", classes="hidden")
+        yield FilterBox(placeholder="filter: words, owner:, state:, target:, package:  (enter keeps, esc clears)",
+                        id="filter", classes="hidden")
         yield QueueTable(self.app.services.now, id="queue")
         yield Footer()
 
