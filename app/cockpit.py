@@ -33,9 +33,11 @@ def unavailable(op: Op) -> NotAvailable | None:
     command = _SERVICE_OPS.get(op)
     if command is None:
         return None
-    needs = PENDING.get(command, "its own service")
-    return NotAvailable(f"{op} is not available yet: it needs {needs}",
-                        f"the CLI answers the same (`sluice {command}`); see docs/roadmap.md")
+    if command in PENDING:
+        return NotAvailable(f"{op} is not available yet: it needs {PENDING[command]}",
+                            f"the CLI answers the same (`sluice {command}`); see docs/roadmap.md")
+    # The command has landed but the cockpit does not call its service yet.
+    return NotAvailable(f"the cockpit cannot {op} yet", f"run `sluice {command} …` in a shell")
 
 
 def refusal(queue: Queue, action: Action) -> SluiceError | None:

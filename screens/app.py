@@ -53,6 +53,7 @@ class SluiceApp(App):
         self.total = 0  # builds in the queue (rows may still be the first page)
         self.commands_run: list[Logged] = []
         self._polling = False
+        self._again = False
         self._problems: set[str] = set()
 
     # ------------------------------------------------------------ start
@@ -84,9 +85,11 @@ class SluiceApp(App):
 
     def poll(self, force: bool = False) -> None:
         """Reload the queue if the state ref moved (cheap when it did not)."""
-        if not self._polling:
-            self._polling = True
-            self._poll(force)
+        if self._polling:
+            self._again = self._again or force  # reload once the running poll is done
+            return
+        self._polling = True
+        self._poll(force)
 
     @work(thread=True, group="poll")
     def _poll(self, force: bool) -> None:
@@ -113,6 +116,9 @@ class SluiceApp(App):
                 raise
         finally:
             self._polling = False
+            if self._again and self.is_running:
+                self._again = False
+                self.call_from_thread(self.poll, True)
 
     def _loaded(self, rows: Sequence[Row], head: str | None, problems: list[str], total: int) -> None:
         moved = head != self.head

@@ -273,3 +273,12 @@ def test_what_the_builders_add_to_detail_is_shown_when_present():
     waiting = text(summary({"id": "ab" * 20, "nvr": "a-1-1", "state": "queued",
                             "waiting": ["libcdio is still building", "no x86_64 builder is free"]}))
     assert "because libcdio is still building; no x86_64 builder is free" in waiting
+
+
+def test_service_ops_stay_unavailable_until_the_cockpit_calls_their_service(monkeypatch):
+    from app import cockpit
+    assert cockpit.unavailable(Op.HOLD) is None
+    assert "not available yet" in cockpit.unavailable(Op.SIGN).message
+    monkeypatch.delitem(cockpit.PENDING, "sign")  # the release path landed in the CLI
+    refused = cockpit.unavailable(Op.SIGN)
+    assert refused.message == "the cockpit cannot sign yet" and "sluice sign" in refused.hint

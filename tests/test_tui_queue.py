@@ -172,3 +172,17 @@ def test_refresh_reloads_at_once_without_the_poller(clone, make_srpm):
         await _press(pilot, app, "ctrl+r")
         assert [r.nvr for r in _table(app).rows] == ["beta-1.0-1", "alpha-1.0-1"]
     drive(app, script)
+
+
+def test_keys_of_other_screens_type_into_the_filter(clone, make_srpm):
+    """'@', '?', 'q' and digits are keys elsewhere, but text in the box."""
+    clone.submit(make_srpm("alpha"))
+    app = cockpit(clone)
+
+    async def script(pilot):
+        await _press(pilot, app, "slash")
+        await _press(pilot, app, "o", "w", "n", "e", "r", "colon", "a", "l", "i", "c", "e", "at", "question_mark",
+                     "q", "3")
+        assert app.screen.query_one("#filter").value == "owner:alice@?q3"
+        assert isinstance(app.screen, QueueScreen) and not app._exit
+    drive(app, script)
