@@ -43,14 +43,19 @@ def parse(text: str) -> tuple[dict[str, str], list[str]]:
 
 
 class HistoryList(VirtualTable[Entry]):
+    @staticmethod
+    def _author_width(width: int) -> int:
+        return 24 if width >= 120 else 10
+
     def header(self, width: int) -> list[Segment]:
-        return [Segment(f"{cell('COMMIT', 10)} {cell('WHEN', 16)} {cell('AUTHOR', 20)} TITLE")]
+        return [Segment(f"{cell('COMMIT', 10)} {cell('WHEN', 16)} {cell('AUTHOR', self._author_width(width))} "
+                        "TITLE")]
 
     def line(self, row: Entry, width: int) -> list[Segment]:
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(row.time))
         author = row.author if width >= 120 else row.author.split("@")[0]
         return [Segment(cell(row.commit[:10], 10) + " ", DIM), Segment(cell(when, 16) + " ", DIM),
-                Segment(cell(author, 20) + " "), Segment(row.title)]
+                Segment(cell(author, self._author_width(width)) + " "), Segment(row.title)]
 
     def empty(self) -> str:
         return "no commits match"
