@@ -12,6 +12,7 @@ from typing import Generic, Sequence, TypeVar
 
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.binding import Binding
 from textual.geometry import Size
 from textual.message import Message
@@ -109,6 +110,14 @@ class VirtualTable(ScrollView, Generic[T], can_focus=True):
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, len(self.rows) + 1)
         self._follow()
+
+    def on_click(self, event: events.Click) -> None:
+        """A click selects the row under it; a double click opens it."""
+        index = int(self.scroll_offset.y) + event.y - 1
+        if event.y >= 1 and 0 <= index < len(self.rows):
+            self.move_to(index)
+            if event.chain >= 2:
+                self.action_choose()
 
     def on_focus(self) -> None:
         self.refresh()

@@ -186,3 +186,18 @@ def test_keys_of_other_screens_type_into_the_filter(clone, make_srpm):
         assert app.screen.query_one("#filter").value == "owner:alice@?q3"
         assert isinstance(app.screen, QueueScreen) and not app._exit
     drive(app, script)
+
+
+def test_a_click_selects_and_a_double_click_opens(clone, make_srpm):
+    older = clone.submit(make_srpm("alpha"))
+    clone.submit(make_srpm("beta"))
+    app = cockpit(clone)
+
+    async def script(pilot):
+        await pilot.click(QueueTable, offset=(10, 2))  # the header is line 0
+        await settle(pilot, app)
+        assert _table(app).current.id == older
+        await pilot.click(QueueTable, offset=(10, 2), times=2)
+        await settle(pilot, app)
+        assert isinstance(app.screen, BuildScreen) and app.screen.build_id == older
+    drive(app, script)
