@@ -21,6 +21,7 @@ from app import listing
 from app.errors import SluiceError
 from app.listing import Row
 from screens.services import Services
+from screens.workers import ReportsWorkerErrors
 
 FIRST_PAGE = 200
 
@@ -39,7 +40,7 @@ def textual_keys(keys: str) -> str:
     return ",".join(_character_to_key(k) if len(k) == 1 else k for k in (p.strip() for p in keys.split(",")))
 
 
-class SluiceApp(App):
+class SluiceApp(ReportsWorkerErrors, App):
     CSS_PATH = Path(__file__).with_name("sluice.tcss")
     TITLE = "sluice"
     ENABLE_COMMAND_PALETTE = True
@@ -91,7 +92,7 @@ class SluiceApp(App):
         self._polling = True
         self._poll(force)
 
-    @work(thread=True, group="poll")
+    @work(thread=True, group="poll", exit_on_error=False)
     def _poll(self, force: bool) -> None:
         """Reload when the ref moved. The first load paints the newest
         screenful before reading the rest, so the queue shows at once."""

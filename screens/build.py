@@ -30,6 +30,7 @@ from app.cli.transition_cmd import TRANSITIONS
 from app.errors import SluiceError
 from app.lifecycle import BuildView
 from app.model import Op, State
+from screens.workers import ReportsWorkerErrors
 from screens import states
 from screens.dialogs import Choose, Confirm, Reason
 
@@ -41,7 +42,7 @@ def key_action(op: Op) -> str:
     return str(op).replace("-", "_")
 
 
-class BuildScreen(Screen):
+class BuildScreen(ReportsWorkerErrors, Screen):
     SCOPE = "build"
     NAME = "build"
     BINDINGS = [Binding("j", "scroll(1)", show=False), Binding("k", "scroll(-1)", show=False)]
@@ -77,7 +78,7 @@ class BuildScreen(Screen):
 
     # ------------------------------------------------------------ loading
 
-    @work(thread=True, exclusive=True, group="load")
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load(self) -> None:
         s = self.app.services
         try:
@@ -137,7 +138,7 @@ class BuildScreen(Screen):
             return
         self._check(Op(name))
 
-    @work(thread=True, group="act")
+    @work(thread=True, group="act", exit_on_error=False)
     def _check(self, op: Op) -> None:
         s = self.app.services
         view = self.view
@@ -173,7 +174,7 @@ class BuildScreen(Screen):
                                      f"This is: {action.command()}"),
                              lambda yes: yes and self._perform(action))
 
-    @work(thread=True, group="act")
+    @work(thread=True, group="act", exit_on_error=False)
     def _perform(self, action: Action) -> None:
         s = self.app.services
         try:

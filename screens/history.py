@@ -24,6 +24,7 @@ from textual.widgets import Footer, Input, Static
 from app import audit
 from app.audit import Entry
 from app.errors import SluiceError
+from screens.workers import ReportsWorkerErrors
 from screens.table import VirtualTable, cell
 
 LIMIT = 5000
@@ -61,7 +62,7 @@ class HistoryList(VirtualTable[Entry]):
         return "no commits match"
 
 
-class HistoryScreen(Screen):
+class HistoryScreen(ReportsWorkerErrors, Screen):
     SCOPE = "history"
     NAME = "history"
 
@@ -89,7 +90,7 @@ class HistoryScreen(Screen):
         self.query_one("#title", Static).update("sluice  history  reading the log…")
         self._load(text)
 
-    @work(thread=True, exclusive=True, group="history")
+    @work(thread=True, exclusive=True, group="history", exit_on_error=False)
     def _load(self, text: str) -> None:
         filters, words = parse(text)
         s = self.app.services

@@ -18,11 +18,12 @@ from textual.worker import get_current_worker
 
 from app import tasklog
 from app.tasklog import LogRef
+from screens.workers import ReportsWorkerErrors
 
 BATCH_SECONDS = 0.05
 
 
-class LogScreen(Screen):
+class LogScreen(ReportsWorkerErrors, Screen):
     SCOPE = "log"
     NAME = "log"
     AUTO_FOCUS = None  # never the hidden search box: it would swallow the keys
@@ -90,7 +91,7 @@ class LogScreen(Screen):
         self.query_one("#title", Static).update(
             f"sluice  log {build} {self.arch} {self.kind}.log  {self.lines_read:,} lines  ({live}{state})")
 
-    @work(thread=True, exclusive=True, group="log")
+    @work(thread=True, exclusive=True, group="log", exit_on_error=False)
     def stream(self, ref: LogRef) -> None:
         """Read the file as it grows; hand lines over in ~50 ms batches."""
         offset, worker, me = 0, self.app.call_from_thread, get_current_worker()

@@ -282,3 +282,19 @@ def test_service_ops_stay_unavailable_until_the_cockpit_calls_their_service(monk
     monkeypatch.delitem(cockpit.PENDING, "sign")  # the release path landed in the CLI
     refused = cockpit.unavailable(Op.SIGN)
     assert refused.message == "the cockpit cannot sign yet" and "sluice sign" in refused.hint
+
+
+def test_a_bug_in_a_worker_is_reported_and_the_cockpit_carries_on(clone, built, monkeypatch):
+    app = cockpit(clone)
+
+    def broken(build):
+        raise ValueError("the fold fell over")
+
+    async def script(pilot):
+        monkeypatch.setattr(app.services.queue, "view", broken)
+        app.open_build(built)
+        await settle(pilot, app)
+        assert "internal error" in notices(app) and "ValueError: the fold fell over" in notices(app)
+        await _press(pilot, app, "escape")
+        assert app.is_running and not isinstance(app.screen, BuildScreen)
+    drive(app, script)
