@@ -30,9 +30,9 @@ from app.cli.transition_cmd import TRANSITIONS
 from app.errors import SluiceError
 from app.lifecycle import BuildView
 from app.model import Op, State
-from screens.workers import ReportsWorkerErrors
 from screens import states
 from screens.dialogs import Choose, Confirm, Reason
+from screens.workers import ReportsWorkerErrors
 
 VERBS = {op: verb for op, _, verb, _ in TRANSITIONS} | {Op.RESOLVE: "resolved"}
 

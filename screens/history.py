@@ -24,8 +24,8 @@ from textual.widgets import Footer, Input, Static
 from app import audit
 from app.audit import Entry
 from app.errors import SluiceError
-from screens.workers import ReportsWorkerErrors
 from screens.table import VirtualTable, cell
+from screens.workers import ReportsWorkerErrors
 
 LIMIT = 5000
 DIM = Style(dim=True)
