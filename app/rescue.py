@@ -28,8 +28,7 @@ def rescue(queue: Queue, build: str, settings: RunnerSettings, connect: Callable
         raise StateConflict(f"cannot rescue {view.record.nvr} ({view.record.short}): it is {view.state}",
                             "rescue is for builds whose results could not be imported")
     # refuse early (permission, state) with the same check the write makes
-    due = {arch: str(State.BUILT) for arch, state in view.tasks.items() if state is State.FAILED_TO_IMPORT}
-    probe = make_event(view, Op.RESCUE, queue.actor.email, queue.store.replica, data={"tasks": due})
+    probe = make_event(view, Op.RESCUE, queue.actor.email, queue.store.replica, data=rescue_data(view))
     lifecycle.check(view, view.record, probe, builds.load_policy(queue.store.snapshot()))
     found, logs, built = [], {}, {}
     for arch, state in view.tasks.items():
@@ -51,6 +50,12 @@ def rescue(queue: Queue, build: str, settings: RunnerSettings, connect: Callable
         logs[arch] = arch_logs
         built[arch] = str(State.BUILT)
     return queue.record(view.id, Op.RESCUE, data={"tasks": built, "artifacts": found, "logs": logs})
+
+
+def rescue_data(view: BuildView) -> dict:
+    """What a rescue changes: every failed-to-import task becomes built."""
+    return {"tasks": {arch: str(State.BUILT) for arch, state in view.tasks.items()
+                      if state is State.FAILED_TO_IMPORT}}
 
 
 def _builder(settings: RunnerSettings, name: str, view: BuildView, arch: str) -> Builder:

@@ -14,11 +14,11 @@ import sys
 import traceback
 
 from app.cli import (builds_cmd, config_cmd, history_cmd, later, runner_cmd, submit_cmd, sync_cmd,
-                     transition_cmd)
+                     transition_cmd, tui_cmd)
 from app.cli.context import Context
 from app.errors import SluiceError
 
-MODULES = (submit_cmd, builds_cmd, transition_cmd, history_cmd, sync_cmd, config_cmd, runner_cmd, later)
+MODULES = (submit_cmd, builds_cmd, transition_cmd, history_cmd, sync_cmd, config_cmd, runner_cmd, tui_cmd, later)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,7 +26,8 @@ def parser() -> argparse.ArgumentParser:
     _options(common, argparse.SUPPRESS)
     top = argparse.ArgumentParser(
         prog="sluice", description="A local-first build queue and release gate for RPM packages.",
-        epilog="With no command, sluice shows a summary of the queue. Exit codes: 0 done, 1 failed, "
+        epilog="With no command, sluice opens the terminal UI on a terminal and prints a summary of the "
+               "queue otherwise. Exit codes: 0 done, 1 failed, "
                "2 bad usage or input, 3 not permitted, 4 not allowed in the current state.")
     _options(top, None)
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
@@ -49,7 +50,8 @@ def _options(p: argparse.ArgumentParser, default: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     ctx = Context(args)
-    handler = getattr(args, "handler", None) or builds_cmd.overview
+    handler = getattr(args, "handler", None) or \
+        (tui_cmd.tui if tui_cmd.on_terminal() and not args.json else builds_cmd.overview)
     try:
         return handler(ctx, args) or 0
     except SluiceError as exc:

@@ -21,7 +21,6 @@ PENDING = {
     "import": "importing upstream updates",
     "verify": "signed history (trust)",
     "hook": "the server-side hooks (trust)",
-    "tui": "the terminal UI",
 }
 
 

@@ -1,0 +1,302 @@
+"""One build: summary, tasks, artifacts, the event timeline, why it waits,
+and every action the current user may take now, each on a key.
+
+What is shown is `BuildView.detail()` (what `sluice show --json` prints),
+rendered as it comes: keys the builders add later (hosts, attempts, artifact
+signers, waits) appear when present and are skipped when not. An action is
+`app.actions.Action`, checked by `app.cockpit.refusal` before any dialog and
+performed by `Queue.perform`, exactly as the CLI does it.
+"""
+from __future__ import annotations
+
+import calendar
+import time
+from typing import Any, Callable, Sequence
+
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from app import cockpit
+from app.actions import NEEDS_REASON, Action
+from app.cli import render
+from app.cli.transition_cmd import TRANSITIONS
+from app.errors import SluiceError
+from app.lifecycle import BuildView
+from app.model import Op, State
+from screens import states
+from screens.dialogs import Choose, Confirm, Reason
+from screens.workers import ReportsWorkerErrors
+
+VERBS = {op: verb for op, _, verb, _ in TRANSITIONS} | {Op.RESOLVE: "resolved"}
+
+
+def key_action(op: Op) -> str:
+    """The keymap's name for an op (push-testing -> push_testing)."""
+    return str(op).replace("-", "_")
+
+
+class BuildScreen(ReportsWorkerErrors, Screen):
+    SCOPE = "build"
+    NAME = "build"
+    BINDINGS = [Binding("j", "scroll(1)", show=False), Binding("k", "scroll(-1)", show=False)]
+
+    def __init__(self, build_id: str, then: str | None = None) -> None:
+        super().__init__()
+        self.build_id = build_id
+        self.then = then
+        self.view: BuildView | None = None
+        self.detail: dict[str, Any] = {}
+        self.allowed: list[Op] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"sluice  build {self.build_id[:7]}", id="title", classes="title")
+        with VerticalScroll(id="body"):
+            yield Static("loading…", id="summary")
+            yield Static("", id="allowed")
+            yield Static("", id="tasks")
+            yield Static("", id="artifacts")
+            yield Static("", id="events")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for key in self.app.services.keys.scope("build"):
+            if key.action == "log":
+                self.app.bind_keys(self, key.keys, "log", "logs", True)
+            else:
+                self.app.bind_keys(self, key.keys, f"op('{key.action.replace('_', '-')}')",
+                                   key.description, False)
+        self.app.bind_keys(self, self.app.services.keys.of("back"), "back", "back", True)
+        self.set_focus(self.query_one("#body"))
+        self.load()
+
+    # ------------------------------------------------------------ loading
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def load(self) -> None:
+        s = self.app.services
+        try:
+            with s.lock:
+                view = s.queue.view(self.build_id)
+                allowed = s.queue.allowed(view)
+        except SluiceError as exc:
+            self.app.call_from_thread(self._failed_load, exc)
+            return
+        self.app.call_from_thread(self._show, view, allowed)
+
+    def _failed_load(self, exc: SluiceError) -> None:
+        self.query_one("#summary", Static).update(Text(f"{exc.message}\n{exc.hint}", style="red"))
+
+    def state_moved(self) -> None:
+        self.load()
+
+    def _show(self, view: BuildView, allowed: list[Op]) -> None:
+        self.view, self.allowed, self.detail = view, allowed, view.detail()
+        d = self.detail
+        self.query_one("#title", Static).update(f"sluice  build {d['id'][:7]}  {d.get('nvr', '')}")
+        self.query_one("#summary", Static).update(summary(d))
+        self.query_one("#allowed", Static).update(self._allowed_text())
+        self.query_one("#tasks", Static).update(tasks_table(d.get("tasks") or []))
+        self.query_one("#artifacts", Static).update(artifacts_table(d.get("artifacts") or []))
+        self.query_one("#events", Static).update(events_table(d.get("events") or []))
+        if self.then:
+            then, self.then = self.then, None
+            self.action_op(then)
+
+    def _allowed_text(self) -> Text:
+        keys = self.app.services.keys
+        shown = Text("you may: ", style="bold")
+        if not self.allowed:
+            shown.append("nothing in this state", style="dim")
+        for op in self.allowed:
+            shown.append(f"[{keys.of(key_action(op))}]", style="bold")
+            shown.append(f" {op}  ")
+        shown.append(f"   [{keys.of('log')}] logs  [?] keys", style="dim")
+        return shown
+
+    def action_scroll(self, step: int) -> None:
+        self.query_one("#body", VerticalScroll).scroll_relative(y=step, animate=False)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_log(self) -> None:
+        from screens.logs import LogScreen
+        if self.view is not None:
+            self.app.push_screen(LogScreen(self.detail))
+
+    # ------------------------------------------------------------ actions
+
+    def action_op(self, name: str) -> None:
+        if self.view is None:
+            return
+        self._check(Op(name))
+
+    @work(thread=True, group="act", exit_on_error=False)
+    def _check(self, op: Op) -> None:
+        s = self.app.services
+        view = self.view
+        to = (view.contenders[0] if view.contenders else view.state) if op is Op.RESOLVE else None
+        probe = Action(op, self.build_id, "-" if op in NEEDS_REASON else "", to)
+        with s.lock:
+            refused = cockpit.refusal(s.queue, probe)
+        self.app.call_from_thread(self._checked, op, refused)
+
+    def _checked(self, op: Op, refused: SluiceError | None) -> None:
+        if refused is not None:
+            text = refused.message + (f"\n{refused.hint}" if refused.hint else "")
+            self.notify(text, title=f"{op}: refused", severity="error", timeout=8)
+            return
+        name = f"{self.view.record.nvr} ({self.view.record.short})"
+        if op in NEEDS_REASON:
+            self.app.push_screen(Reason(f"Why {op} {name}?"),
+                                 lambda why: why and self._confirm(op, why))
+        elif op is Op.RESOLVE:
+            self.app.push_screen(Choose(f"Resolve {name}: which state should it be in?",
+                                        [str(s) for s in self.view.contenders]),
+                                 lambda to: to and self._confirm(op, "", to))
+        else:
+            self._confirm(op, "")
+
+    def _confirm(self, op: Op, reason: str, to: str | None = None) -> None:
+        action = Action(op, self.build_id, reason, State(to) if to else None)
+        if op not in cockpit.DESTRUCTIVE:
+            self._perform(action)
+            return
+        name = f"{self.view.record.nvr} ({self.view.record.short})"
+        self.app.push_screen(Confirm(f"{str(op).capitalize()} {name}?",
+                                     f"This is: {action.command()}"),
+                             lambda yes: yes and self._perform(action))
+
+    @work(thread=True, group="act", exit_on_error=False)
+    def _perform(self, action: Action) -> None:
+        s = self.app.services
+        try:
+            with s.lock:
+                views = s.perform(action)
+        except SluiceError as exc:
+            self.app.call_from_thread(self._refused, action, exc)
+            return
+        self.app.call_from_thread(self._done, action, views)
+
+    def _refused(self, action: Action, exc: SluiceError) -> None:
+        self.app.logged(action.command(), f"refused: {exc.message}")
+        self.notify(exc.message + (f"\n{exc.hint}" if exc.hint else ""), title=f"{action.op}: refused",
+                    severity="error", timeout=8)
+
+    def _done(self, action: Action, views: Sequence[BuildView]) -> None:
+        lines = [render.transition(v, VERBS.get(action.op, str(action.op))) for v in views]
+        self.app.logged(action.command(), "done: " + "; ".join(lines))
+        self.notify("\n".join(lines), title=action.command())
+        self.app.poll()
+        self.load()
+
+    def commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        if self.view is None:
+            return []
+        short = self.view.record.short
+        found = [(f"{str(op).capitalize()} {short}",
+                  "allowed now" if op in self.allowed else "not allowed now: shows why",
+                  lambda o=op: self.action_op(str(o))) for op in cockpit.PERSON_OPS]
+        found.append((f"Logs of {short}", "build, root and state logs", self.action_log))
+        found.append((f"History of {short}", "the commits about this build",
+                      lambda: self.app.open_history(self.build_id)))
+        return found
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def summary(d: dict) -> Table:
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    state = states.text(d.get("state", "?"), bool(d.get("contested")))
+    if d.get("contested"):
+        state.append(f"  {' vs '.join(d.get('contenders') or [])}: resolve with x")
+    grid.add_row("build", f"{d['id'][:7]}  {escape(d.get('nevr') or d.get('nvr', ''))}")
+    grid.add_row("state", state)
+    grid.add_row("owner", escape(d.get("owner", "")))
+    where = d.get("target", "")
+    if d.get("batch"):
+        where += f"   batch {d['batch']}"
+    if d.get("scratch"):
+        where += "   scratch"
+    grid.add_row("target", escape(where))
+    grid.add_row("created", f"{d.get('created', '')[:19].replace('T', ' ')}   updated "
+                            f"{d.get('updated', '')[:19].replace('T', ' ')}")
+    if d.get("after"):
+        grid.add_row("after", d["after"][:7])
+    waiting = d.get("waiting") or d.get("waits")
+    if waiting:
+        text = waiting if isinstance(waiting, str) else "; ".join(map(str, waiting))
+        grid.add_row("waiting", Text(f"because {text}", style="yellow"))
+    return grid
+
+
+def tasks_table(tasks: Sequence[dict]) -> Table:
+    table = Table(title="tasks", title_justify="left", expand=True, box=None, header_style="bold")
+    for name in ("arch", "state", "host", "attempts", "took"):
+        table.add_column(name, no_wrap=name != "host")
+    for t in tasks:
+        attempts = t.get("attempts") or []
+        host = t.get("host") or next((a.get("host") for a in reversed(attempts)
+                                      if isinstance(a, dict) and a.get("host")), None)
+        table.add_row(t.get("arch", "?"), states.text(t.get("state", "?")), escape(str(host or "—")),
+                      str(len(attempts)), _took(attempts))
+    return table
+
+
+def _took(attempts: Sequence[dict]) -> str:
+    """How long the last attempt took (or has been running), from whichever
+    of `seconds` or `start`/`end` timestamps the builders record."""
+    for a in reversed(attempts):
+        if not isinstance(a, dict):
+            continue
+        if isinstance(a.get("seconds"), (int, float)):
+            return f"{int(a['seconds'])}s"
+        start, end = _when(a.get("start")), _when(a.get("end"))
+        if start is not None:
+            running = "" if end is not None else "+"
+            return f"{int((end if end is not None else time.time()) - start)}s{running}"
+    return "—"
+
+
+def _when(stamp: object) -> float | None:
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+
+
+def artifacts_table(artifacts: Sequence[dict]) -> Table:
+    table = Table(title="artifacts", title_justify="left", expand=True, box=None, header_style="bold")
+    for name in ("name", "arch", "sha256", "signer"):
+        table.add_column(name, no_wrap=True, overflow="ellipsis")
+    for a in artifacts:
+        table.add_row(escape(str(a.get("name") or "?")), str(a.get("arch") or ""),
+                      str(a.get("sha256") or "")[:16], escape(str(a.get("signed_by") or "unsigned")))
+    return table
+
+
+def events_table(events: Sequence[dict]) -> Table:
+    table = Table(title="events", title_justify="left", expand=True, box=None, header_style="bold")
+    table.add_column("when", no_wrap=True)
+    table.add_column("who", no_wrap=True, overflow="ellipsis", max_width=24)
+    table.add_column("op", no_wrap=True)
+    table.add_column("change", no_wrap=True)
+    table.add_column("why", overflow="fold")
+    for e in events:
+        change = Text(f"{e.get('from') or 'new'} -> ")
+        change.append_text(states.text(e.get("to", "?")))
+        table.add_row(e.get("at", "")[:16].replace("T", " "), escape(e.get("actor", "")), e.get("op", ""),
+                      change, escape(e.get("reason") or ""))
+    return table

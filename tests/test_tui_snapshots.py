@@ -1,0 +1,92 @@
+"""SVG snapshots of every screen at 80x24 and 160x48, on fixed data: the
+benchmark fixture's seeded repo (same ids, times and commits on every run)
+and a fixed clock, so ages do not move. After a deliberate change of looks,
+review and accept with `./scripts/test tests/test_tui_snapshots.py --snapshot-update`."""
+from __future__ import annotations
+
+import pytest
+
+from backends.gitstore import GitStateStore
+from bench import fixture
+from screens.app import SluiceApp
+from tests.conftest import ALICE, Clone
+from tests.tui_support import FIXED_NOW, services, settle
+
+SIZES = [(80, 24), (160, 48)]
+BUILD = None  # set from the fixture: the newest build that is built
+
+
+@pytest.fixture
+def seeded(tmp_path):
+    path = tmp_path / "seeded.git"
+    fixture.generate(str(path), 24, 5, quiet=True)
+    from backends.artifacts import FileArtifactStore
+    return Clone(path, GitStateStore.open(str(path)), FileArtifactStore(str(tmp_path / "artifacts")))
+
+
+def app_on(clone) -> SluiceApp:
+    return SluiceApp(services(clone, ALICE, now=lambda: FIXED_NOW), poll_every=None)
+
+
+def _built_id(app) -> str:
+    return next(r.id for r in app.rows if r.state == "built")
+
+
+def _go(*steps):
+    """run_before for snap_compare: settle, then each step (keys, or a
+    callable taking the app), settling after each."""
+    async def run(pilot):
+        await settle(pilot, pilot.app)
+        for step in steps:
+            if callable(step):
+                step(pilot.app)
+            else:
+                await pilot.press(*step)
+            await settle(pilot, pilot.app)
+    return run
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_queue(snap_compare, seeded, size):
+    assert snap_compare(app_on(seeded), terminal_size=size, run_before=_go(("j", "j")))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_queue_filtered(snap_compare, seeded, size):
+    assert snap_compare(app_on(seeded), terminal_size=size, run_before=_go(("slash", "b", "o", "b", "enter"),
+                                                                            ("2",)))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_build(snap_compare, seeded, size):
+    assert snap_compare(app_on(seeded), terminal_size=size,
+                        run_before=_go(lambda app: app.open_build(_built_id(app))))
+
+
+def test_build_confirm_withdraw(snap_compare, seeded):
+    def confirm(app):
+        from screens.dialogs import Confirm
+        app.push_screen(Confirm("Withdraw vim-1.0-1.fc40 (1234567)?", "This is: sluice withdraw 1234567 -m abi"))
+    assert snap_compare(app_on(seeded), terminal_size=(80, 24),
+                        run_before=_go(lambda app: app.open_build(_built_id(app)), confirm))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_history(snap_compare, seeded, size):
+    assert snap_compare(app_on(seeded), terminal_size=size, run_before=_go(("H",)))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_log_without_a_log(snap_compare, seeded, size):
+    assert snap_compare(app_on(seeded), terminal_size=size,
+                        run_before=_go(lambda app: app.open_build(_built_id(app)), ("l",)))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_help(snap_compare, seeded, size):
+    assert snap_compare(app_on(seeded), terminal_size=size,
+                        run_before=_go(lambda app: app.open_build(_built_id(app)), ("question_mark",)))
+
+
+def test_command_log(snap_compare, seeded):
+    assert snap_compare(app_on(seeded), terminal_size=(80, 24), run_before=_go(("at",)))

@@ -1,0 +1,55 @@
+"""What the TUI tests share: the cockpit on a test clone, and a fixed clock."""
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import calendar
+import time
+
+from app.index import Index
+from backends.base import Person
+from screens.app import SluiceApp
+from screens.services import Services
+from tests.conftest import ALICE
+
+# 2024-01-02 00:00 UTC: a day after bench.fixture's first build, so ages are fixed.
+FIXED_NOW = float(calendar.timegm(time.strptime("2024-01-02T00:00:00", "%Y-%m-%dT%H:%M:%S")))
+
+
+def services(clone, who: Person = ALICE, **how) -> Services:
+    index = Index(clone.store)
+    from app.queue import Queue
+    return Services(clone.store, index, Queue(clone.store, who, index), who, str(clone.path),
+                    artifact_path=clone.artifacts.path, **how)
+
+
+def cockpit(clone, who: Person = ALICE, *, poll_every: float | None = None, **how) -> SluiceApp:
+    return SluiceApp(services(clone, who, **how), poll_every=poll_every)
+
+
+async def settle(pilot, app: SluiceApp) -> None:
+    """Wait until the workers are done and the screen has caught up."""
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def drive(app: SluiceApp, script, size: tuple[int, int] = (80, 24)) -> None:
+    """Run `await script(pilot)` against the app in a headless terminal
+    (plain asyncio: no async plugin for pytest needed)."""
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot, app)
+            await script(pilot)
+    asyncio.run(main())
+
+
+def screen_text(app: SluiceApp) -> str:
+    """What the terminal shows, as text (from the SVG screenshot, one line
+    per row of the terminal)."""
+    svg = app.export_screenshot()
+    rows: dict[str, list[str]] = {}
+    for y, text in re.findall(r'<text [^>]*?y="([\d.]+)"[^>]*>(.*?)</text>', svg):
+        rows.setdefault(y, []).append(html.unescape(text).replace("\xa0", " "))
+    return "\n".join("".join(parts) for _, parts in sorted(rows.items(), key=lambda kv: float(kv[0])))
