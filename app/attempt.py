@@ -11,7 +11,6 @@ name, before it enters the artifact store.
 from __future__ import annotations
 
 import collections
-import hashlib
 import os
 import re
 import shutil
@@ -23,7 +22,7 @@ from typing import Callable
 from app.model import BuildRecord, State, clean_text, timestamp
 from app.tasks import Artifact, safe_name
 from backends.base import (ArtifactStore, BackendError, BadInput, BuildSpec, BuildTool, Disconnected,
-                           PackageReader, Progress, Transport)
+                           PackageReader, Progress, Transport, sha256_file)
 
 SRPM_NAME = "source.src.rpm"  # the upload's name on the host: never package-controlled
 TAIL_BYTES = 8192  # of the output kept for a failure's event
@@ -206,7 +205,7 @@ def collect(host: Transport, resultdir: str, record: BuildRecord, arch: str, sto
         for name, digest in sorted(wanted.items()):
             local = os.path.join(scratch, name)
             host.get(f"{resultdir}/{name}", local, progress(f"download {name} from {host.host}"))
-            got = _sha256(local)
+            got = sha256_file(local)
             if got != digest:
                 raise ImportProblem(f"{name} from {host.host} does not match its digest: the host said "
                                     f"{digest[:16]}…, the file is {got[:16]}…")
@@ -255,14 +254,6 @@ def _verified(reader: PackageReader, path: str, name: str, record: BuildRecord, 
     if name != expected:
         raise ImportProblem(f"{name} is named unlike its header ({expected}): refused")
     return Artifact(name, package.arch, sha256, package.size)
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _checked(host: Transport, argv: list[str], what: str) -> None:

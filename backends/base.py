@@ -10,6 +10,7 @@ tree is drawn once, in `app/errors.py`.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
@@ -174,6 +175,15 @@ class Merger(Protocol):
 
 
 # ------------------------------------------------------------------ artifacts
+
+def sha256_file(path: str, chunk: int = 1 << 20) -> str:
+    """The sha256 of a file's bytes: the one way sluice names and checks files."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
 
 @dataclass(frozen=True)
 class Stored:

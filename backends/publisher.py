@@ -35,7 +35,7 @@ import subprocess
 import tempfile
 from typing import Mapping
 
-from backends.base import ArtifactStore, BackendError, BadInput, Published
+from backends.base import ArtifactStore, BackendError, BadInput, Published, sha256_file
 
 CREATEREPO = "createrepo_c"
 # gz everywhere and no sqlite: readable by dnf on Debian 12 and on Fedora/EL.
@@ -115,7 +115,7 @@ class CreaterepoPublisher:
         if os.path.samestat(have, source):
             return "same"
         if (stat.S_ISREG(have.st_mode) and have.st_dev != source.st_dev
-                and have.st_size == source.st_size and _sha256_of(dest) == sha256):
+                and have.st_size == source.st_size and sha256_file(dest) == sha256):
             return "same"  # a copy, on another filesystem than the store
         return "different"
 
@@ -227,14 +227,6 @@ def _copy_checked(source: str, dest: str, sha256: str) -> None:
                            "the artifact store is damaged: restore the file or rebuild the package")
     have = os.stat(source)
     os.utime(dest, ns=(have.st_atime_ns, have.st_mtime_ns))
-
-
-def _sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _read(path: str) -> str | None:
