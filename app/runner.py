@@ -225,13 +225,13 @@ class Runner:
             outcome = Outcome(State.QUEUED, error=f"internal error on {host.builder.name}: {exc!r}")
         if not outcome.lost:
             self.leftovers.drop(job)
-            if outcome.result in (State.BUILT, State.FAILED, State.CANCELLED):
-                try:
-                    transport.run(["rm", "-rf", "--", job.taskdir])
-                except SluiceError:
-                    pass  # a leftover folder on a host is not worth failing for
-        self.done.put((job, host, outcome))
+        self.done.put((job, host, outcome))  # the result first: clean-up holds up no claim
         self.wake.set()
+        if not outcome.lost and outcome.result in (State.BUILT, State.FAILED, State.CANCELLED):
+            try:
+                transport.run(["rm", "-rf", "--", job.taskdir])
+            except SluiceError:
+                pass  # a leftover folder on a host is not worth failing for
 
     # ------------------------------------------------------------ results
 

@@ -170,7 +170,7 @@ def instrumented(farm: Farm) -> tuple[float, Spans]:
     spans.wrap(SshTransport, "start", "start (exec, until the pgid line)")
     spans.wrap(SshTransport, "get", "  sftp get")
     spans.wrap(attempt, "collect", "collect (list, get, verify, store)")
-    spans.wrap(attempt, "_sha256", "  hash the downloaded result")
+    spans.wrap(attempt, "sha256_file", "  hash the downloaded result")
     spans.wrap(RpmReader, "read_binary", "  rpm header check")
     spans.wrap(FileArtifactStore, "put", "artifact store put (copy, hash)")
     spans.wrap(attempt, "_build", "build (upload, start, stream, exit)")
