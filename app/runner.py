@@ -70,6 +70,7 @@ class Runner:
         self.done: queues.Queue[tuple[Job, Host, Outcome]] = queues.Queue()
         self.wake = threading.Event()
         self.unwritten: list[tuple[Job, Host, Outcome]] = []  # finishes to write again
+        self.workers: list[threading.Thread] = []
         self.seen: str | None = None
         self.waiting: dict[str, dict[str, str]] = {}
         self.dirty = True  # something happened that may let a task start
@@ -207,8 +208,10 @@ class Runner:
         open(job.live_log, "ab").close()  # `sluice log` finds it from the claim on
         host.running[(record.id, arch)] = job
         self.note(f"building {record.nvr} ({record.short}) for {arch} on {host.builder.name}, attempt {n}")
-        threading.Thread(target=self._work, args=(job, host), daemon=True,
-                         name=f"build-{record.short}-{arch}").start()
+        worker = threading.Thread(target=self._work, args=(job, host), daemon=True,
+                                  name=f"build-{record.short}-{arch}")
+        self.workers = [w for w in self.workers if w.is_alive()] + [worker]
+        worker.start()
         return True
 
     def _work(self, job: Job, host: Host) -> None:
@@ -373,6 +376,8 @@ class Runner:
             self.wake.wait(0.2)
             self.wake.clear()
             self._finish_done()
+        for worker in self.workers:  # let them finish cleaning up the hosts
+            worker.join(max(0.0, deadline - time.monotonic()))
         for host in self.hosts:
             if host.transport is not None:
                 host.transport.close()
