@@ -26,6 +26,7 @@ from backends.base import (ArtifactStore, BackendError, BadInput, BuildSpec, Bui
 
 SRPM_NAME = "source.src.rpm"  # the upload's name on the host: never package-controlled
 TAIL_BYTES = 8192  # of the output kept for a failure's event
+SLOW_COMMAND = 1800.0  # seconds for host commands over many GB (hashing, removing results)
 MARKER = "SLUICE_TASK"  # in the build's environment: how a leftover build is recognised
 _LISTING = ('cd -- "$1" || exit 3; for f in *; do '
             'if [ -f "$f" ] && [ ! -L "$f" ]; then sha256sum -- "$f" || exit 4; fi; done')
@@ -63,6 +64,8 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     started: str = field(default_factory=timestamp)
     stopping: bool = False  # cancelled because the runner stops, not the build
+    tries: int = 1  # this attempt's number among those that count against the limit
+    retry_at: float = 0.0  # when a finish that could not be written is tried again
     pgid: int | None = None  # the build's process group on the host, once started
     transport: Transport | None = None  # the connection it ran on
 
@@ -109,6 +112,9 @@ def run(job: Job, host: Transport, tool: BuildTool, store: ArtifactStore, reader
     try:
         artifacts, logs = collect(host, job.resultdir, job.record, job.arch, store, reader, progress=watched)
     except Cancelled:
+        if job.stopping:  # the build succeeded: keep its results for rescue
+            return Outcome(State.FAILED_TO_IMPORT, status, "the runner stopped while fetching the results; "
+                           "`sluice rescue` fetches them", log)
         return Outcome(State.CANCELLED, error="cancelled", log=log)
     except Disconnected as exc:
         return Outcome(State.FAILED_TO_IMPORT, status, f"lost {job.builder} while fetching results: "
@@ -190,7 +196,7 @@ def collect(host: Transport, resultdir: str, record: BuildRecord, arch: str, sto
             progress: Progresses = lambda what: None) -> tuple[list[Artifact], dict[str, str]]:
     """Fetch and verify the results in `resultdir`: (RPMs, logs name -> sha256).
     The SRPM the tool wrote back is not imported: the build's own is the one."""
-    listed = host.run(["sh", "-c", _LISTING, "sh", resultdir])
+    listed = host.run(["sh", "-c", _LISTING, "sh", resultdir], timeout=SLOW_COMMAND)
     if listed.status != 0:
         raise ImportProblem(f"cannot list the results in {resultdir} on {host.host} "
                             f"(exit {listed.status}): {text_of(listed.stderr).strip()[:300]}")

@@ -59,6 +59,7 @@ class Builder:
     tool: str = "rpmbuild"
     workdir: str = ""
     mock_config: Mapping[str, str] = field(default_factory=dict)
+    max_sessions: int = 10  # the host sshd's MaxSessions
 
     def mock_config_for(self, target: str, arch: str, fallback: str) -> str:
         """The builder's own config for `target` (its `{arch}` filled in), else
@@ -145,7 +146,7 @@ def _builder(doc: Any, where: str, local_workdir: str) -> Builder:
     key = _path(_string(doc, "key", where, "the private key file sluice logs in with"))
     known = _path(doc.get("known_hosts") or "~/.ssh/known_hosts")
     return Builder(name, tuple(arches), "ssh", host, port, user, key, known, slots, tool,
-                   doc.get("workdir") or "sluice-builds", dict(mock))
+                   doc.get("workdir") or "sluice-builds", dict(mock), sessions)
 
 
 def _string(doc: Mapping[str, Any], key: str, where: str, what: str = "") -> str:

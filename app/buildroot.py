@@ -70,5 +70,9 @@ class Buildroots:
             self._rpms[row["id"]] = known
         return known[1]
 
+    def lacks(self, build_id: str) -> bool:
+        """Whether the build is left out because this machine lacks its RPMs."""
+        return build_id in self._missing
+
     def holds(self, target: str, build_id: str) -> bool:
         return build_id in self.members.get(target, ())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import enum
+import fcntl
 import json
 import os
 import tempfile
@@ -63,6 +64,14 @@ class Host:
     def free(self) -> int:
         return self.builder.slots - len(self.running)
 
+    def status(self) -> dict[str, Any]:
+        """This builder in the runner's status file (see app/waits.py)."""
+        b = self.builder
+        return {"name": b.name, "transport": b.transport, "host": b.host, "tool": b.tool, "arches": list(b.arches),
+                "state": str(self.state), "reason": self.reason, "slots": b.slots, "busy": len(self.running),
+                "running": [{"build": j.record.id, "nvr": j.record.nvr, "arch": j.arch, "n": j.n,
+                             "started": j.started} for j in self.running.values()]}
+
     def repo_url(self, root: str, target: str, port: int) -> str:
         """The target's buildroot repo as this host reaches it."""
         if self.builder.transport == "local":
@@ -112,7 +121,10 @@ def _said(exc: Exception) -> str:
 
 
 class Leftovers:
-    """Builds running on hosts that no runner watches any more."""
+    """Builds running on hosts that no runner watches any more. The file is
+    shared by every runner of this repo on this machine: each change is a
+    read-modify-write under an exclusive lock. It is a best effort: when it
+    cannot be written, builds are not lost, only possibly left running."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -126,18 +138,26 @@ class Leftovers:
     def drop(self, job: Job) -> None:
         self._change(lambda entries: [e for e in entries if e.get("taskdir") != job.taskdir])
 
+    def builders(self) -> set[str]:
+        return {str(e.get("builder")) for e in self._read()}
+
     def end(self, builder: str, transport: Transport, note: Callable[[str], None]) -> None:
         """End every leftover build of `builder` (called once connected): the
-        ones whose runner is gone, or is this one (its connection dropped)."""
+        ones whose runner is gone, or is this one (its connection dropped).
+        One that cannot be ended is said and forgotten, never fatal."""
         mine = os.getpid()
         for entry in [e for e in self._read() if e.get("builder") == builder
                       and (e.get("runner") == mine or not alive(e.get("runner")))]:
             pgid, taskdir = entry.get("pgid"), str(entry.get("taskdir"))
-            if isinstance(pgid, int) and pgid > 1:
-                ours = transport.run(["sh", "-c", _OURS, "sh", str(pgid), f"{MARKER}={taskdir}"])
-                if ours.status == 0:
-                    transport.end_group(pgid)
-                    note(f"ended a leftover build on {builder} ({taskdir})")
+            try:
+                if isinstance(pgid, int) and pgid > 1:
+                    ours = transport.run(["sh", "-c", _OURS, "sh", str(pgid), f"{MARKER}={taskdir}"])
+                    if ours.status == 0:
+                        transport.end_group(pgid)
+                        note(f"ended a leftover build on {builder} ({taskdir})")
+            except SluiceError as exc:
+                note(f"could not end a leftover build on {builder} ({taskdir}, process group {pgid}): "
+                     f"{exc}; end it by hand")
             self._change(lambda entries: [e for e in entries if e.get("taskdir") != taskdir])
 
     def _read(self) -> list[dict]:
@@ -149,10 +169,14 @@ class Leftovers:
         return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
     def _change(self, edit: Callable[[list[dict]], list[dict]]) -> None:
-        with self.lock:
-            entries = edit(self._read())
+        try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".leftovers-")
-            with os.fdopen(fd, "w") as out:
-                json.dump(entries, out)
-            os.replace(tmp, self.path)
+            with self.lock, open(self.path + ".lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                entries = edit(self._read())
+                fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".leftovers-")
+                with os.fdopen(fd, "w") as out:
+                    json.dump(entries, out)
+                os.replace(tmp, self.path)
+        except OSError:
+            pass  # see the class docstring

@@ -41,6 +41,7 @@ DEFAULTS: tuple[Key, ...] = (
     Key("filter", "/", "queue", "filter as you type"),
     Key("mine", "m", "queue", "only my builds"),
     Key("history", "H", "queue", "the state history"),
+    Key("builders", "b", "queue", "the builders: health, slots, running tasks"),
     Key("refresh", "ctrl+r", "queue", "reload the queue now"),
     Key("state_all", "0", "queue", "every state"),
     Key("state_active", "1", "queue", "queued and building"),
@@ -70,6 +71,7 @@ DEFAULTS: tuple[Key, ...] = (
     Key("next_match", "n", "log", "the next match"),
     Key("next_log", "tab", "log", "the next log (build, root, state)"),
 )
+SCOPES = frozenset(k.scope for k in DEFAULTS)
 _NAMED = ("enter", "escape", "tab", "space", "up", "down", "left", "right", "home", "end", "pageup",
           "pagedown", "delete", "backspace", "insert", *(f"f{n}" for n in range(1, 13)))
 _KEY = re.compile(r"((ctrl|shift|alt)\+)*(" + "|".join(_NAMED) + r"|[!-~])")
@@ -126,8 +128,7 @@ def _check_clashes(keys: Mapping[str, Key], text: str, where: str) -> None:
         scopes = {"global"} if key.scope == "global" else {key.scope}
         for part in key.keys.split(","):
             for scope in scopes:
-                for seen_scope in ({"queue", "build", "history", "log", "global"} if scope == "global"
-                                   else {scope, "global"}):
+                for seen_scope in (SCOPES if scope == "global" else {scope, "global"}):
                     other = owner.get((seen_scope, part))
                     if other and other != key.action:
                         raise ConfigError(tomlfile.locate(text, where, tomlfile.key_pattern(key.action)),

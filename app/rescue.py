@@ -13,7 +13,7 @@ from typing import Callable
 from app import attempt, builds, lifecycle, tasks
 from app.attempt import ImportProblem
 from app.builders import Builder, RunnerSettings
-from app.errors import BackendError, NotFound, StateConflict
+from app.errors import BackendError, NotFound, SluiceError, StateConflict
 from app.lifecycle import BuildView
 from app.model import Op, State
 from app.queue import Queue, make_event
@@ -30,26 +30,35 @@ def rescue(queue: Queue, build: str, settings: RunnerSettings, connect: Callable
     # refuse early (permission, state) with the same check the write makes
     probe = make_event(view, Op.RESCUE, queue.actor.email, queue.store.replica, data=rescue_data(view))
     lifecycle.check(view, view.record, probe, builds.load_policy(queue.store.snapshot()))
-    found, logs, built = [], {}, {}
-    for arch, state in view.tasks.items():
-        if state is not State.FAILED_TO_IMPORT:
-            continue
-        last = tasks.attempts(view)[arch][-1]
-        builder = _builder(settings, last.builder, view, arch)
-        host = connect(builder)
-        try:
-            artifacts, arch_logs = attempt.collect(host, last.resultdir, view.record, arch, store, reader,
-                                                   progress=progress)
-        except ImportProblem as exc:
-            raise BackendError(f"still cannot import {view.record.short} on {arch}: {exc}",
-                               f"the results stay in {last.resultdir} on {builder.name}; "
-                               "resubmit the build if they are lost for good") from exc
-        finally:
+    found, logs, built, done = [], {}, {}, []
+    try:
+        for arch, state in view.tasks.items():
+            if state is not State.FAILED_TO_IMPORT:
+                continue
+            last = tasks.attempts(view)[arch][-1]
+            builder = _builder(settings, last.builder, view, arch)
+            host = connect(builder)
+            done.append((host, last.resultdir.rsplit("/", 1)[0]))
+            try:
+                artifacts, arch_logs = attempt.collect(host, last.resultdir, view.record, arch, store, reader,
+                                                       progress=progress)
+            except ImportProblem as exc:
+                raise BackendError(f"still cannot import {view.record.short} on {arch}: {exc}",
+                                   f"the results stay in {last.resultdir} on {builder.name}; "
+                                   "resubmit the build if they are lost for good") from exc
+            found += [a.to_json() for a in artifacts]
+            logs[arch] = arch_logs
+            built[arch] = str(State.BUILT)
+        rescued = queue.record(view.id, Op.RESCUE, data={"tasks": built, "artifacts": found, "logs": logs})
+        for host, taskdir in done:  # recorded: the builders' copies are no longer needed
+            try:
+                host.run(["rm", "-rf", "--", taskdir], timeout=attempt.SLOW_COMMAND)
+            except SluiceError:
+                pass
+        return rescued
+    finally:
+        for host, _ in done:
             host.close()
-        found += [a.to_json() for a in artifacts]
-        logs[arch] = arch_logs
-        built[arch] = str(State.BUILT)
-    return queue.record(view.id, Op.RESCUE, data={"tasks": built, "artifacts": found, "logs": logs})
 
 
 def rescue_data(view: BuildView) -> dict:

@@ -39,7 +39,7 @@ from app.index import Filters, Index
 from app.lifecycle import BuildView
 from app.model import MAX_TEXT, Op, State, clean_text, timestamp
 from app.queue import Queue
-from backends.base import (ArtifactStore, BuildTool, Disconnected, PackageReader, Progress, Snapshot, StateStore,
+from backends.base import (ArtifactStore, BackendError, BuildTool, Disconnected, PackageReader, Progress, Snapshot, StateStore,
                            Transport)
 
 RETRY_DOWN = 30.0  # seconds before a host that was down is tried again
@@ -86,6 +86,9 @@ class Runner:
             if any(h.builder.transport == "ssh" for h in self.hosts):
                 self.wiring.serve_repos()  # started here, once, before any worker asks for it
             self._reclaim_orphans()
+            for host in self.hosts:  # builds a dead runner left behind end as soon as possible
+                if host.builder.name in self.leftovers.builders():
+                    self._connect(host)
             while not stop.is_set():
                 if not self.tick() and once:
                     break
@@ -121,7 +124,7 @@ class Runner:
         self.index.refresh(snap)
         try:
             self.buildroots.publish(snap)
-        except SluiceError as exc:  # an unpublishable repo must not stop the builds
+        except (SluiceError, OSError) as exc:  # an unpublishable repo must not stop the builds
             self.note(f"warning: buildroot repos not updated: {exc}")
         self.seen = head
         return True
@@ -167,6 +170,9 @@ class Runner:
                         f"--after is {why} and will never reach the buildroot")
             return f"cancelled: {dep.record.short} is {why}"
         if not self.buildroots.holds(dep.record.target, dep.id):
+            if self.buildroots.lacks(dep.id):
+                return (f"waiting for build {dep.record.short} ({dep.record.nvr}): it is {dep.state}, but its "
+                        "RPMs are not in this machine's artifact store (built on another clone)")
             return waits.after_reason(dep)
         return None
 
@@ -203,7 +209,7 @@ class Runner:
         config = host.builder.mock_config_for(record.target, arch, target.mock_config_for(arch))
         job = Job(record, arch, n, host.builder.name, taskdir, config, tuple(r.url for r in target.external_repos),
                   logs.live_path(self.live_root, record.id, arch, n), started=data["attempt"]["started"],
-                  transport=host.transport)
+                  transport=host.transport, tries=tasks.tries(view, arch) + 1)
         os.makedirs(os.path.dirname(job.live_log), exist_ok=True)
         open(job.live_log, "ab").close()  # `sluice log` finds it from the claim on
         host.running[(record.id, arch)] = job
@@ -215,7 +221,7 @@ class Runner:
         return True
 
     def _work(self, job: Job, host: Host) -> None:
-        transport = job.transport
+        transport, outcome = job.transport, None
         try:
             port = transport.forward(self.wiring.serve_repos()) if host.builder.transport == "ssh" else 0
             job.repos = (host.repo_url(self.buildroots.root, job.record.target, port), *job.repos)
@@ -226,20 +232,23 @@ class Runner:
                               lost=isinstance(exc, Disconnected))
         except Exception as exc:  # a bug must not lose the task: it goes back to the queue
             outcome = Outcome(State.QUEUED, error=f"internal error on {host.builder.name}: {exc!r}")
-        if not outcome.lost:
-            self.leftovers.drop(job)
-        self.done.put((job, host, outcome))  # the result first: clean-up holds up no claim
-        self.wake.set()
+        finally:
+            outcome = outcome or Outcome(State.QUEUED, error="the build's worker was interrupted")
+            if not outcome.lost:
+                self.leftovers.drop(job)
+            self.done.put((job, host, outcome))  # the result first: clean-up holds up no claim
+            self.wake.set()
         if not outcome.lost and outcome.result in (State.BUILT, State.FAILED, State.CANCELLED):
             try:
-                transport.run(["rm", "-rf", "--", job.taskdir])
+                transport.run(["rm", "-rf", "--", job.taskdir], timeout=attempt.SLOW_COMMAND)
             except SluiceError:
                 pass  # a leftover folder on a host is not worth failing for
 
     # ------------------------------------------------------------ results
 
     def _finish_done(self) -> bool:
-        pending, self.unwritten = self.unwritten, []
+        pending = [item for item in self.unwritten if time.monotonic() >= item[0].retry_at]
+        self.unwritten = [item for item in self.unwritten if item not in pending]
         while True:
             try:
                 pending.append(self.done.get_nowait())
@@ -259,11 +268,11 @@ class Runner:
             self._forget(job)
             return False
         if result is State.CANCELLED:
-            result, error = State.QUEUED, "the runner stopped; queued again"
+            result, error = State.QUEUED, tasks.STOPPED[0]
         if outcome.lost and host.transport is job.transport and host.state is HostState.UP:
             self._down(host, error)
-        if result is State.QUEUED and not job.stopping and job.n >= self.settings.attempts:
-            result, error = State.FAILED, f"gave up after {job.n} attempts: {error}"
+        if result is State.QUEUED and not job.stopping and job.tries >= self.settings.attempts:
+            result, error = State.FAILED, f"gave up after {job.tries} attempts: {error}"
         doc = {"n": job.n, "builder": job.builder, "host": host.builder.host, "started": job.started,
                "ended": outcome.ended, "exit": outcome.exit, "log": outcome.log, "error": error[:2000],
                "resultdir": job.resultdir}
@@ -272,9 +281,16 @@ class Runner:
                 "missing": list(outcome.missing)}
         try:
             written = self._write(job.record.id, Op.FINISH, arch=job.arch, data=data, reason=error)
-        except SluiceError as exc:  # the store failed: keep the result and try again
-            self.note(f"could not record {result} {name} ({exc}); trying again")
+        except (BackendError, OSError) as exc:  # the store failed for now: keep the result, try again
+            if not job.retry_at:
+                self.note(f"could not record {result} {name} ({exc}); trying again")
+            job.retry_at = time.monotonic() + RECHECK
             self.unwritten.append((job, host, outcome))
+            return False
+        except Exception as exc:  # refused for good (the runner lost its role, ...): say it, go on
+            self.note(f"could not record {result} {name}: {exc}; the task stays building until a "
+                      "runner that may record it is started")
+            self._forget(job)
             return False
         if written:
             last = error.splitlines()[-1] if error else ""
@@ -303,7 +319,7 @@ class Runner:
         threading.Thread(target=self._open, args=(host,), daemon=True, name=f"connect-{host.builder.name}").start()
 
     def _open(self, host: Host) -> None:
-        builder = host.builder
+        builder, transport = host.builder, None
         try:
             transport = host.transport or self.wiring.connect(builder)
             host.workdir = hosts.prepare(transport, builder, self.wiring.tool(builder.tool))
@@ -312,6 +328,8 @@ class Runner:
             self.dirty = True
             self.note(f"builder {builder.name} is up")
         except Exception as exc:  # whatever it is, the host is down with the reason and the rest go on
+            if transport is not None and transport is not host.transport:
+                transport.close()
             self._down(host, str(exc) if isinstance(exc, SluiceError) else f"{type(exc).__name__}: {exc}")
         self.wake.set()
 
@@ -331,13 +349,7 @@ class Runner:
     def _write_status(self) -> None:
         """The status file, when it changed or every RECHECK seconds (which
         keeps it fresh for readers and samples each builder's load)."""
-        doc = {"builders": [{"name": h.builder.name, "transport": h.builder.transport, "host": h.builder.host,
-                             "tool": h.builder.tool, "arches": list(h.builder.arches), "state": str(h.state),
-                             "reason": h.reason, "slots": h.builder.slots, "busy": len(h.running),
-                             "running": [{"build": j.record.id, "nvr": j.record.nvr, "arch": j.arch, "n": j.n,
-                                          "started": j.started} for j in h.running.values()]}
-                            for h in self.hosts],
-               "waiting": self.waiting}
+        doc = {"builders": [h.status() for h in self.hosts], "waiting": self.waiting}
         text, now = json.dumps(doc, sort_keys=True), time.monotonic()
         if text == self._status[0] and now - self._status[1] < RECHECK:
             return
@@ -362,8 +374,8 @@ class Runner:
                 runner = str(claim[-1].data.get("attempt", {}).get("runner", "")) if claim else ""
                 if state is State.BUILDING and runner.startswith(me) and not waits.alive(runner[len(me):]):
                     last = found[arch][-1]
-                    doc = {**last.to_json(), "ended": timestamp(), "error": "the runner that claimed it stopped"}
-                    self._write(view.id, Op.FINISH, arch=arch, reason="the runner that claimed it stopped",
+                    doc = {**last.to_json(), "ended": timestamp(), "error": tasks.STOPPED[1]}
+                    self._write(view.id, Op.FINISH, arch=arch, reason=tasks.STOPPED[1],
                                 data={"tasks": {arch: str(State.QUEUED)}, "attempt": doc})
 
     def _shutdown(self) -> None:

@@ -99,6 +99,17 @@ def current_round(view: "BuildView", arch: str) -> int:
     return sum(1 for s in _since_last_submit(view) if s.event.op is Op.START and s.event.arch == arch)
 
 
+STOPPED = ("the runner stopped; queued again", "the runner that claimed it stopped")
+
+
+def tries(view: "BuildView", arch: str) -> int:
+    """The attempts that count against the runner's limit: those of the
+    current round, less the ones a stopping runner gave back."""
+    given_back = sum(1 for s in _since_last_submit(view) if s.event.op is Op.FINISH and s.event.arch == arch
+                     and s.event.reason in STOPPED)
+    return current_round(view, arch) - given_back
+
+
 def lost_on(view: "BuildView", arch: str) -> set[str]:
     """The builders that lost this task in the current round (try others)."""
     lost = set()
@@ -118,7 +129,10 @@ def artifacts(view: "BuildView") -> list[Artifact]:
     for stored in _since_last_submit(view):
         if stored.event.op in (Op.FINISH, Op.RESCUE):
             found += parse_artifacts(stored.event.data.get("artifacts"))
-    return list({(a.name, a.sha256): a for a in found}.values())
+    kept: dict[str, Artifact] = {}
+    for artifact in found:  # a noarch package built on two arches is kept once: the first
+        kept.setdefault(artifact.name, artifact)
+    return list(kept.values())
 
 
 def logs(view: "BuildView", arch: str) -> dict[str, str]:

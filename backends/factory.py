@@ -58,13 +58,14 @@ def machine_arch() -> str:
     return os.uname().machine
 
 
-def open_transport(kind: str, host: str, port: int, user: str, key: str, known_hosts: str):
+def open_transport(kind: str, host: str, port: int, user: str, key: str, known_hosts: str,
+                   max_sessions: int = 10):
     """A builder host's transport: this machine, or SSH with a verified host key."""
     if kind == "local":
         from backends.transport_local import LocalTransport
         return LocalTransport()
     from backends.transport_ssh import SshTransport
-    return SshTransport(host, port, user, key, known_hosts)
+    return SshTransport(host, port, user, key, known_hosts, max_sessions=max_sessions)
 
 
 def build_tool(name: str):

@@ -31,30 +31,20 @@ def load(client: paramiko.SSHClient, path: str) -> list[bytes]:
         raise HostKeyRefused(f"cannot read known_hosts file {path}: {exc.strerror}",
                              "fix the `known_hosts` path in the builder's config") from exc
     keys = client.get_host_keys()
-    for line in (raw.strip() for raw in lines):
-        if not line or line.startswith("#"):
-            continue
+    lines = [raw.strip() for raw in lines if raw.strip() and not raw.strip().startswith("#")]
+    revoked = [_decode(fields[3]) for fields in (line.split() for line in lines)
+               if fields[0] == "@revoked" and len(fields) >= 4]
+    for line in lines:
         if line.startswith("@"):
-            fields = line.split()
-            if fields[0] == "@revoked" and len(fields) >= 4:
-                revoked.append(_decode(fields[3]))
             continue
         try:
             entry = HostKeyEntry.from_line(line)
         except Exception:  # paramiko raises several kinds for a damaged line; ssh skips those too
             continue
-        if entry is not None:
+        if entry is not None and entry.key.asbytes() not in revoked:  # a revoked key is never known
             for name in entry.hostnames:
                 keys.add(name, entry.key.get_name(), entry.key)
     return revoked
-
-
-def check_revoked(client: paramiko.SSHClient, revoked: list[bytes], address: str, path: str) -> None:
-    transport = client.get_transport()
-    offered = transport.get_remote_server_key() if transport else None
-    if offered is not None and offered.asbytes() in revoked:
-        raise HostKeyRefused(f"the host key of {address} ({offered.get_name()} {offered.fingerprint}) "
-                             f"is marked @revoked in {path}", "do not build there; ask the host's admin")
 
 
 def _decode(text: str) -> bytes:
@@ -65,22 +55,29 @@ def _decode(text: str) -> bytes:
 
 
 class UnknownHostKey(paramiko.SSHException):
-    def __init__(self, hostname: str, key: paramiko.PKey) -> None:
+    def __init__(self, hostname: str, key: paramiko.PKey, revoked: bool = False) -> None:
         super().__init__(f"{hostname} is not in known_hosts")
-        self.key = key
+        self.key, self.revoked = key, revoked
 
 
 class Refuse(paramiko.RejectPolicy):
-    """RejectPolicy that keeps the offered key, so the refusal can show it."""
+    """RejectPolicy that keeps the offered key, so the refusal can show it
+    (and say so when the file marks it @revoked)."""
+
+    def __init__(self, revoked: list[bytes] | None = None) -> None:
+        self.revoked = revoked or []
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        raise UnknownHostKey(hostname, key)
+        raise UnknownHostKey(hostname, key, key.asbytes() in self.revoked)
 
 
 def refusal(exc: Exception, user: str, host: str, port: int, address: str, key: str,
             known_hosts: str) -> BackendError:
     """The error to show for a failed handshake: what happened, what to do."""
     where = f"{user}@{host}:{port}"
+    if isinstance(exc, UnknownHostKey) and exc.revoked:
+        return HostKeyRefused(f"the host key of {address} ({exc.key.get_name()} {exc.key.fingerprint}) is "
+                              f"marked @revoked in {known_hosts}", "do not build there; ask the host's admin")
     if isinstance(exc, UnknownHostKey):
         return HostKeyRefused(
             f"the host key of {address} is not in {known_hosts}; it offered "

@@ -36,11 +36,13 @@ from typing import Sequence
 
 import paramiko
 
-from backends.base import BackendError, Completed, Disconnected, HostKeyRefused, Progress
+from backends.base import BackendError, Completed, Disconnected, Progress
 from backends import hostkeys, sshforward
+from backends.sshprocess import SshProcess, dropped as _dropped
 from backends.transport_local import KILL_GRACE, TERM_GRACE, check_argv
 
 _MARKER = re.compile(rb"SLUICE-PGID (\d+)\n")
+SESSION_WAIT = 600.0  # seconds a command waits for a free SSH session
 _WRAP = 'printf "SLUICE-PGID %s\\n" "$$"{redirect}; exec "$@"'
 # Ends group $1: TERM, up to $2 polls (0.1 s + a /proc scan each), KILL, up
 # to $3 polls. A group lives while a non-zombie process has it as its pgrp.
@@ -49,51 +51,13 @@ alive() { cat /proc/[0-9]*/stat 2>/dev/null |
   awk -v g="$1" '{ sub(/^.*\\) /, ""); if ($3 == g && $1 != "Z") f = 1 } END { exit !f }'; }
 n=$2
 for sig in TERM KILL; do
-  kill -s "$sig" -- "-$1" 2>/dev/null || exit 0
+  kill -s "$sig" -- "-$1" 2>/dev/null || { alive "$1" && exit 2; exit 0; }
   i=0; while alive "$1"; do i=$((i + 1)); [ "$i" -gt "$n" ] && break; sleep 0.1; done
   alive "$1" || exit 0
   n=$3
 done
 exit 1
 """
-
-
-class SshProcess:
-    """A build on a builder host; see `backends.base.Process`. `pgid` is its
-    process group on the host."""
-
-    def __init__(self, owner: "SshTransport", channel: paramiko.Channel, pgid: int,
-                 pending: bytes, argv: Sequence[str]) -> None:
-        self.owner, self.channel, self.pgid, self.argv = owner, channel, pgid, tuple(argv)
-        self._pending = pending
-
-    def read(self, timeout: float) -> bytes | None:
-        if self._pending:
-            chunk, self._pending = self._pending, b""
-            return chunk
-        self.channel.settimeout(max(timeout, 0.0))
-        try:
-            chunk = self.channel.recv(65536)
-        except socket.timeout:
-            return None
-        if not chunk and _dropped(self.channel):
-            raise self.owner._lost(self.argv)
-        return chunk
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        """The exit status; -1 when a signal ended it (paramiko does not report which)."""
-        if not self.channel.status_event.wait(timeout):
-            return None
-        if _dropped(self.channel):
-            raise self.owner._lost(self.argv)
-        return self.channel.exit_status
-
-    def kill(self) -> None:
-        """End the group over a new channel (reconnecting if the old one died)."""
-        try:
-            self.owner.end_group(self.pgid)
-        finally:
-            self.channel.close()
 
 
 class SshTransport:
@@ -103,7 +67,7 @@ class SshTransport:
     share the connection, each on its own channel."""
 
     def __init__(self, host: str, port: int, user: str, key: str, known_hosts: str, *,
-                 connect_timeout: float = 10, keepalive: int = 5) -> None:
+                 connect_timeout: float = 10, keepalive: int = 5, max_sessions: int = 10) -> None:
         self.host, self.port, self.user = host, port, user
         self.key, self.known_hosts = str(key), str(known_hosts)
         self.connect_timeout, self.keepalive = connect_timeout, keepalive
@@ -112,6 +76,11 @@ class SshTransport:
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self._forwards: dict[int, int] = {}
+        # sshd's MaxSessions bounds the sessions of one connection; one is the
+        # SFTP session, the rest are commands and builds, which wait their turn
+        # rather than being refused.
+        self._sessions = threading.BoundedSemaphore(max(1, max_sessions - 1))
+        self._closed = False
 
     @property
     def address(self) -> str:
@@ -127,6 +96,12 @@ class SshTransport:
 
     def _run(self, argv: Sequence[str], timeout: float, *, stop: bool) -> Completed:
         channel = self._exec(argv, combine=False)
+        try:
+            return self._collect(channel, argv, timeout, stop)
+        finally:
+            self._sessions.release()
+
+    def _collect(self, channel: paramiko.Channel, argv: Sequence[str], timeout: float, stop: bool) -> Completed:
         out, err = bytearray(), bytearray()
         deadline = time.monotonic() + timeout
         while True:
@@ -154,6 +129,13 @@ class SshTransport:
     def start(self, argv: Sequence[str]) -> SshProcess:
         """Start a build; returns once the host reported its process group."""
         channel = self._exec(argv, combine=True)
+        try:
+            return self._started(channel, argv)
+        except BaseException:
+            self._sessions.release()
+            raise
+
+    def _started(self, channel: paramiko.Channel, argv: Sequence[str]) -> SshProcess:
         seen = b""
         deadline = time.monotonic() + self.connect_timeout
         while not (found := _MARKER.search(seen)):
@@ -177,13 +159,29 @@ class SshTransport:
         polls = [str(int(grace / 0.11)) for grace in (TERM_GRACE, KILL_GRACE)]
         command = ["sh", "-c", _END_GROUP, "sh", str(pgid), *polls]
         result = self._run(command, TERM_GRACE + KILL_GRACE + 0.5, stop=False)
+        if result.status == 2:
+            raise BackendError(f"not permitted to end process group {pgid} on {self.host}",
+                               "a build that runs as another user (mock via consolehelper runs as root) "
+                               "must be ended by that user; look at it: pgrep -a -g " + str(pgid),
+                               command=command, status=result.status)
         if result.status != 0:
             raise BackendError(f"processes of group {pgid} on {self.host} survived SIGKILL",
                                f"they are stuck in the kernel; look at them on the host: pgrep -a -g {pgid}",
                                command=command, status=result.status, output=result.stderr.decode(errors="replace"))
 
     def _exec(self, argv: Sequence[str], *, combine: bool) -> paramiko.Channel:
+        """A channel running `argv`, holding one session (the caller releases it)."""
         check_argv(argv)
+        if not self._sessions.acquire(timeout=SESSION_WAIT):
+            raise BackendError(f"no SSH session of {self.host} became free within {SESSION_WAIT:g} s",
+                               "lower the builder's slots, or raise MaxSessions and max_sessions")
+        try:
+            return self._open_channel(argv, combine)
+        except BaseException:
+            self._sessions.release()
+            raise
+
+    def _open_channel(self, argv: Sequence[str], combine: bool) -> paramiko.Channel:
         wrap = _WRAP.format(redirect="" if combine else " >&2")
         command = shlex.join(["exec", "sh", "-c", wrap, "sh", *argv])
         for attempt in (1, 2):
@@ -286,7 +284,11 @@ class SshTransport:
     # ---------------------------------------------------------- connection
 
     def close(self) -> None:
+        """Close for good: a closed transport never reconnects on its own
+        (a worker still holding it gets Disconnected, not a new connection
+        the runner does not know about)."""
         with self._lock:
+            self._closed = True
             self._drop()
 
     def _alive(self) -> bool:
@@ -296,6 +298,9 @@ class SshTransport:
     def _transport(self) -> paramiko.Transport:
         """The live connection, opened now if there is none or it dropped."""
         with self._lock:
+            if self._closed:
+                raise Disconnected(f"the connection to {self.host}:{self.port} was closed",
+                                   "the runner reconnects on its own")
             if not self._alive():
                 self._drop()
                 self._client = self._connect()
@@ -312,7 +317,7 @@ class SshTransport:
     def _connect(self) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
         revoked = hostkeys.load(client, self.known_hosts)
-        client.set_missing_host_key_policy(hostkeys.Refuse())
+        client.set_missing_host_key_policy(hostkeys.Refuse(revoked))
         try:
             pkey = paramiko.PKey.from_path(self.key)
         except (OSError, paramiko.SSHException, ValueError) as exc:
@@ -330,11 +335,6 @@ class SshTransport:
         except BaseException:
             client.close()
             sock.close()
-            raise
-        try:
-            hostkeys.check_revoked(client, revoked, self.address, self.known_hosts)
-        except HostKeyRefused:
-            client.close()
             raise
         client.get_transport().set_keepalive(self.keepalive)  # type: ignore[union-attr]
         return client
@@ -367,12 +367,6 @@ class SshTransport:
         detail = f" ({exc})" if exc and str(exc) else ""
         return Disconnected(f"the connection to {self.host}:{self.port} dropped{detail}",
                             "the task can be retried on this or another builder", command=argv)
-
-
-def _dropped(channel: paramiko.Channel) -> bool:
-    """Closed without an exit status or signal because the connection died."""
-    transport = channel.get_transport()
-    return channel.exit_status == -1 and (transport is None or not transport.is_active())
 
 
 def _quietly(action, path: str) -> None:

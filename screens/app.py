@@ -144,6 +144,11 @@ class SluiceApp(ReportsWorkerErrors, App):
         from screens.history import HistoryScreen
         self.push_screen(HistoryScreen(build))
 
+    def open_builders(self) -> None:
+        from screens.builders import BuildersScreen
+        if not isinstance(self.screen, BuildersScreen):
+            self.push_screen(BuildersScreen())
+
     def action_help(self) -> None:
         from screens.dialogs import HelpScreen
         if not isinstance(self.screen, HelpScreen):

@@ -85,10 +85,11 @@ class BuildScreen(ReportsWorkerErrors, Screen):
             with s.lock:
                 view = s.queue.view(self.build_id)
                 allowed = s.queue.allowed(view)
+                waiting = s.waiting(view)
         except SluiceError as exc:
             self.app.call_from_thread(self._failed_load, exc)
             return
-        self.app.call_from_thread(self._show, view, allowed)
+        self.app.call_from_thread(self._show, view, allowed, waiting)
 
     def _failed_load(self, exc: SluiceError) -> None:
         self.query_one("#summary", Static).update(Text(f"{exc.message}\n{exc.hint}", style="red"))
@@ -96,8 +97,9 @@ class BuildScreen(ReportsWorkerErrors, Screen):
     def state_moved(self) -> None:
         self.load()
 
-    def _show(self, view: BuildView, allowed: list[Op]) -> None:
-        self.view, self.allowed, self.detail = view, allowed, view.detail()
+    def _show(self, view: BuildView, allowed: list[Op], waiting: dict[str, str]) -> None:
+        # what `sluice show --json` prints: the detail and why its queued tasks wait
+        self.view, self.allowed, self.detail = view, allowed, {**view.detail(), "waiting": waiting}
         d = self.detail
         self.query_one("#title", Static).update(f"sluice  build {d['id'][:7]}  {d.get('nvr', '')}")
         self.query_one("#summary", Static).update(summary(d))
@@ -234,7 +236,10 @@ def summary(d: dict) -> Table:
     if d.get("after"):
         grid.add_row("after", d["after"][:7])
     waiting = d.get("waiting") or d.get("waits")
-    if waiting:
+    if isinstance(waiting, dict):  # arch -> why, as `show --json` has it
+        for n, (arch, why) in enumerate(sorted(waiting.items())):
+            grid.add_row("waiting" if n == 0 else "", Text(f"{arch} because {why}", style="yellow"))
+    elif waiting:
         text = waiting if isinstance(waiting, str) else "; ".join(map(str, waiting))
         grid.add_row("waiting", Text(f"because {text}", style="yellow"))
     return grid

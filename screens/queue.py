@@ -207,6 +207,9 @@ class QueueScreen(Screen):
     def action_history(self) -> None:
         self.app.open_history()
 
+    def action_builders(self) -> None:
+        self.app.open_builders()
+
     def action_refresh(self) -> None:
         self.app.poll(force=True)
 
@@ -220,6 +223,7 @@ class QueueScreen(Screen):
         found = [("Filter the queue", "type words, owner:, state:, target:, package:", self.action_filter),
                  ("Only my builds", "toggle the mine filter", self.action_mine),
                  ("History", "the state ref's log", self.action_history),
+                 ("Builders", "health, slots, running tasks, load", self.action_builders),
                  ("Refresh", "reload the queue now", self.action_refresh)]
         for group, shown in listing.STATE_GROUPS.items():
             found.append((f"Show {group} builds", ", ".join(shown), lambda g=group: self.action_quick(g)))

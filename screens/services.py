@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from app import keymap, tasklog
+from app import keymap, tasklog, waits
 from app.actions import Action
+from app.builders import RunnerSettings
 from app.errors import NotAvailable
 from app.index import Index
 from app.lifecycle import BuildView
@@ -34,6 +35,8 @@ class Services:
     artifact_path: Callable[[str], str] = lambda digest: ""
     live_root: str = ""  # where this machine's runner writes the output of running builds
     rescuer: Callable[[str], BuildView] | None = None  # `sluice rescue`'s service, wired to this machine
+    status_file: str = ""  # the status file of this machine's runner (app/waits.py); "" for none
+    settings: Callable[[], RunnerSettings] = lambda: RunnerSettings(())  # the local config's builders
     now: Callable[[], float] = time.time  # fixed in snapshot tests, so ages do not move
     lock: threading.RLock = field(default_factory=threading.RLock)
     notes: list[str] = field(default_factory=list)  # warnings the CLI would print to stderr
@@ -52,6 +55,19 @@ class Services:
         """The seam to the builders' logs (see app/tasklog.py)."""
         return tasklog.locate(detail, arch, kind, self.artifact_path, self.live_root)
 
+    def runner_status(self) -> dict | None:
+        """What the live runner on this machine last wrote, or None."""
+        return waits.read_status(self.status_file) if self.status_file else None
+
+    def builders(self) -> waits.BuildersStatus:
+        """The builders' health, slots and running tasks (a file read: no lock needed)."""
+        return waits.builders_status(self.settings, self.runner_status())
+
+    def waiting(self, view: BuildView) -> dict[str, str]:
+        """Why each queued task of `view` waits, as `sluice show` says it.
+        Call under `lock`: an `--after` build is read from the store."""
+        return waits.explain(view, self.queue.view, self.settings, self.runner_status())
+
     @classmethod
     def from_context(cls, ctx, notes: list[str] | None = None) -> "Services":
         """From the CLI's `Context` (app/cli/context.py): same repo, identity,
@@ -62,4 +78,6 @@ class Services:
         def rescuer(build: str) -> BuildView:
             return rescue(ctx.queue, build, ctx.settings, ctx.connect, artifacts, ctx.backends.reader)
         return cls(ctx.backends.store, ctx.index, ctx.queue, ctx.actor, ctx.paths.repo, keys,
-                   artifacts.path, ctx.live_root, rescuer, notes=notes if notes is not None else [])
+                   artifacts.path, ctx.live_root, rescuer,
+                   status_file=waits.status_path(ctx.backends.store.index_dir()),
+                   settings=lambda: ctx.settings, notes=notes if notes is not None else [])

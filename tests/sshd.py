@@ -139,7 +139,7 @@ class SshServer:
 
 
 def start_sshd(directory: Path, address: str = "127.0.0.1", *, forwarding: str = "no",
-               path: str | None = None) -> SshServer:
+               path: str | None = None, max_sessions: int | None = None) -> SshServer:
     """Start sshd on a free port of `address`, with fresh keys in `directory`.
     `forwarding` is sshd's AllowTcpForwarding: builder hosts need "remote"
     for the reverse forward that carries the buildroot repo; hubs need none.
@@ -157,7 +157,8 @@ def start_sshd(directory: Path, address: str = "127.0.0.1", *, forwarding: str =
         port = _free_port(address)
         config = directory / "sshd_config"
         config.write_text(_CONFIG.format(address=address, port=port, dir=directory, user=user,
-                                         forwarding=forwarding, path=f" PATH={path}" if path else ""))
+                                         forwarding=forwarding, path=f" PATH={path}" if path else "")
+                          + (f"MaxSessions {max_sessions}\n" if max_sessions else ""))
         with open(log, "ab") as out:
             process = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
                                        stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

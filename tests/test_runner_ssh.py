@@ -299,3 +299,17 @@ def test_a_huge_log_streams_over_ssh(queue, farm, make_srpm):
     assert show(queue, build)["state"] == "built"
     out = queue("log", build[:7])
     assert out.out.count(line) >= 104857600 // (len(line) + 1) - 1
+
+
+def test_shell_metacharacters_in_the_srpm_name_and_nvr_stay_text_over_ssh(queue, farm, make_srpm, tmp_path,
+                                                                          monkeypatch):
+    trap = f"sluice-ssh-trap-{time.time_ns()}"
+    hostile = tmp_path / f"$(touch {trap});`touch {trap}` c++ & x.src.rpm"
+    hostile.write_bytes(make_srpm("c++-remote_x", "2.0~rc1^git3", "1").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    build = submit(queue, hostile, "--target", "multi")
+    run_once(queue)
+    shown = show(queue, build)
+    assert shown["state"] == "built" and shown["artifacts"][0]["name"] == hostile.name
+    for where in (tmp_path, Path.home(), Path("/root"), farm.work / "b2", farm.work / "b3"):
+        assert not (where / trap).exists()

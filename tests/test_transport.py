@@ -365,3 +365,32 @@ def test_forward_explains_a_host_that_forbids_it(ssh_server):
         assert transport.run(["true"]).status == 0  # the connection survives the refusal
     finally:
         transport.close()
+
+
+def test_commands_wait_for_a_free_session_instead_of_failing(ssh_server):
+    """sshd's MaxSessions 3: one session is SFTP's, so two commands run at
+    once and the others wait their turn; none is refused or taken for a
+    dropped connection."""
+    host = ssh_server("127.0.0.2", max_sessions=3).host
+    ssh = connect(host, max_sessions=3)
+    try:
+        results: list = []
+
+        def one() -> None:
+            results.append(ssh.run(["sh", "-c", "sleep 0.5; echo done"]).stdout)
+        threads = [threading.Thread(target=one) for _ in range(5)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert results == [b"done\n"] * 5
+    finally:
+        ssh.close()
+
+
+def test_a_closed_transport_never_reconnects_on_its_own(builder):
+    ssh = connect(builder.host)
+    assert ssh.run(["true"]).status == 0
+    ssh.close()
+    with pytest.raises(Disconnected):
+        ssh.run(["true"])

@@ -90,3 +90,24 @@ def test_help(snap_compare, seeded, size):
 
 def test_command_log(snap_compare, seeded):
     assert snap_compare(app_on(seeded), terminal_size=(80, 24), run_before=_go(("at",)))
+
+
+def builders_app(clone, runner: bool) -> SluiceApp:
+    """The builders screen over a status file written as a runner writes it
+    (fixed builders, tasks and load; ages from the fixed clock)."""
+    from app import waits
+    from tests.test_tui_builders import SETTINGS, status_doc
+    path = waits.status_path(clone.store.index_dir())
+    if runner:
+        waits.write_status(path, status_doc())
+    return SluiceApp(services(clone, ALICE, now=lambda: FIXED_NOW, status_file=path, settings=lambda: SETTINGS),
+                     poll_every=None)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_builders(snap_compare, seeded, size):
+    assert snap_compare(builders_app(seeded, runner=True), terminal_size=size, run_before=_go(("b",)))
+
+
+def test_builders_without_a_runner(snap_compare, seeded):
+    assert snap_compare(builders_app(seeded, runner=False), terminal_size=(80, 24), run_before=_go(("b",)))

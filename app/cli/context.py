@@ -16,7 +16,7 @@ from typing import Any
 from app import builders, config, identity, waits
 from app.admin import Admin
 from app.buildroot import Buildroots
-from app.errors import ConfigError, SluiceError, UsageError
+from app.errors import UsageError
 from app.index import Index
 from app.queue import Queue
 from app.submit import Submitter
@@ -86,7 +86,7 @@ class Context:
 
     def connect(self, builder: builders.Builder):
         return open_transport(builder.transport, builder.host, builder.port, builder.user, builder.key,
-                              builder.known_hosts)
+                              builder.known_hosts, builder.max_sessions)
 
     @cached_property
     def buildroots(self) -> Buildroots:
@@ -112,16 +112,7 @@ class Context:
 
     def waiting(self, view) -> dict[str, str]:
         """Why each queued task of `view` waits (the live runner says best)."""
-        def dependency(build_id: str):
-            try:
-                return self.queue.view(build_id)
-            except SluiceError:
-                return None
-        try:
-            settings = self.settings
-        except ConfigError as exc:  # a broken builder table must not break listing
-            return {arch: f"the local config is broken: {exc.message}" for arch in waits.queued_tasks(view)}
-        return waits.waiting(view, settings, self.runner_status, dependency)
+        return waits.explain(view, self.queue.view, lambda: self.settings, self.runner_status)
 
     def ready(self) -> None:
         """Make sure there is a queue to work on; the embedded default is
