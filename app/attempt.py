@@ -66,6 +66,7 @@ class Job:
     stopping: bool = False  # cancelled because the runner stops, not the build
     tries: int = 1  # this attempt's number among those that count against the limit
     retry_at: float = 0.0  # when a finish that could not be written is tried again
+    write_failures: int = 0
     pgid: int | None = None  # the build's process group on the host, once started
     transport: Transport | None = None  # the connection it ran on
 

@@ -44,6 +44,7 @@ from backends.base import (ArtifactStore, BackendError, BuildTool, Disconnected,
 
 RETRY_DOWN = 30.0  # seconds before a host that was down is tried again
 RECHECK = 5.0  # seconds between looks at the queue when nothing happened
+GIVE_UP_WRITING = 24  # tries (RECHECK apart) to record a finished attempt before giving up
 RUNNER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -281,16 +282,18 @@ class Runner:
                 "missing": list(outcome.missing)}
         try:
             written = self._write(job.record.id, Op.FINISH, arch=job.arch, data=data, reason=error)
-        except (BackendError, OSError) as exc:  # the store failed for now: keep the result, try again
-            if not job.retry_at:
-                self.note(f"could not record {result} {name} ({exc}); trying again")
-            job.retry_at = time.monotonic() + RECHECK
-            self.unwritten.append((job, host, outcome))
-            return False
-        except Exception as exc:  # refused for good (the runner lost its role, ...): say it, go on
-            self.note(f"could not record {result} {name}: {exc}; the task stays building until a "
-                      "runner that may record it is started")
-            self._forget(job)
+        except Exception as exc:
+            retry = isinstance(exc, (BackendError, OSError)) and job.write_failures < GIVE_UP_WRITING
+            if retry:  # the store failed for now (a lock, a full disk): keep the result, try again
+                if not job.write_failures:
+                    self.note(f"could not record {result} {name} ({exc}); trying again")
+                job.write_failures += 1
+                job.retry_at = time.monotonic() + RECHECK
+                self.unwritten.append((job, host, outcome))
+            else:  # refused for good (the runner lost its role, ...), or failing for minutes: say it, go on
+                self.note(f"could not record {result} {name}: {exc}; the task stays building until a "
+                          "runner that may record it is started")
+                self._forget(job)
             return False
         if written:
             last = error.splitlines()[-1] if error else ""
