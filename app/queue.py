@@ -98,7 +98,11 @@ class Queue:
         if op not in BATCH_OPS or not batch:
             return [view]
         self.index.refresh(snap)
-        members = [builds.load_build(snap, i) if i != view.id else view for i in self.index.batch(batch)]
+        # The index may already know builds newer than `snap`: they were not
+        # members when `snap` was taken, and if they landed since, the
+        # compare-and-swap fails and this plan runs again with them.
+        members = [builds.load_build(snap, i) if i != view.id else view for i in self.index.batch(batch)
+                   if i == view.id or snap.object_id(builds.build_dir(i)) is not None]
         waiting = [m for m in members if m.state not in RULES[op].sources or m.contested]
         if waiting:
             listed = ", ".join(f"{m.record.nvr} ({m.record.short}) is {m.state}" for m in waiting)
