@@ -82,7 +82,7 @@ def copy(path: str, write: Callable[[bytes], None]) -> None:
             write(chunk)
 
 
-def follow(path: str, finished: Callable[[], bool], write: Callable[[bytes], None], poll: float = 0.2) -> None:
+def follow(path: str, finished: Callable[[], bool], write: Callable[[bytes], None], poll: float = 0.05) -> None:
     """Write the file from its start, then what is appended, until
     `finished()` says the attempt ended and everything was read."""
     with open(path, "rb") as f:

@@ -129,7 +129,15 @@ def show_log(ctx: Context, args: argparse.Namespace) -> int:
         ctx.note(f"{view.record.short} is still building on {ref.arch}; --follow keeps printing")
     else:
         n = len(tasks.attempts(view).get(ref.arch, []))
-        logs.follow(ref.path, lambda: _ended(ctx, view.id, ref.arch, n), write)
+        seen: list = [None]  # the first look always checks
+
+        def finished() -> bool:  # the attempt ends with an event: look only when the ref moved
+            head = ctx.backends.store.head()
+            if head == seen[0]:
+                return False
+            seen[0] = head
+            return _ended(ctx, view.id, ref.arch, n)
+        logs.follow(ref.path, finished, write)
     return 0
 
 
