@@ -1,7 +1,7 @@
 """Signing RPMs with `rpmsign --addsign` and checking them with `rpmkeys`.
 
 rpmsign takes many files in one call and runs gpg once per file, so signing
-a build (or a batch) is one process, not one per package. The passphrase is
+a build (or a batch) is one process per core, not one per package. The passphrase is
 written to a 0600 file in a private 0700 folder that exists only while
 rpmsign runs; argv names the file, never the passphrase.
 
@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 from backends.base import BackendError
@@ -41,13 +42,11 @@ class RpmSigner:
                     f"--batch --pinentry-mode loopback --passphrase-file {phrase}"
             else:
                 defines["_gpg_sign_cmd_extra_args"] = "--batch"
-            for start in range(0, len(paths), _CHUNK):
-                command = ["rpmsign", "--addsign"]
-                for name, value in defines.items():
-                    command += ["--define", f"{name} {value}"]
-                command += ["--", *paths[start:start + _CHUNK]]
-                _run(command, "rpmsign could not sign the packages",
-                     "check the passphrase, and that the key has not expired (`sluice key list`)")
+            command = ["rpmsign", "--addsign"]
+            for name, value in defines.items():
+                command += ["--define", f"{name} {value}"]
+            _run_parallel(command, paths, "rpmsign could not sign the packages",
+                          "check the passphrase, and that the key has not expired (`sluice key list`)")
         finally:
             shutil.rmtree(secret, ignore_errors=True)
 
@@ -59,13 +58,23 @@ class RpmSigner:
                 f.write(public_key)
             _run(["rpmkeys", "--dbpath", db, "--import", key], "rpmkeys could not import the target key",
                  "export it again with `sluice key list`")
-            for start in range(0, len(paths), _CHUNK):
-                _run(["rpmkeys", "--dbpath", db, "--define", "_pkgverify_level signature", "--checksig",
-                      "--", *paths[start:start + _CHUNK]],
-                     "a signed package failed its signature check against the target key",
-                     "nothing was recorded; check the key with `sluice key list` and sign again")
+            _run_parallel(["rpmkeys", "--dbpath", db, "--define", "_pkgverify_level signature", "--checksig"],
+                          paths, "a signed package failed its signature check against the target key",
+                          "nothing was recorded; check the key with `sluice key list` and sign again")
         finally:
             shutil.rmtree(db, ignore_errors=True)
+
+
+def _run_parallel(command: list[str], paths: Sequence[str], what: str, hint: str) -> None:
+    """`command -- FILES…` over `paths` in one process per core (at most
+    _CHUNK files each): gpg signs one file at a time, so cores add up."""
+    if not paths:
+        return
+    share = max(1, min(_CHUNK, -(-len(paths) // (os.cpu_count() or 1))))
+    chunks = [list(paths[i:i + share]) for i in range(0, len(paths), share)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for future in [pool.submit(_run, [*command, "--", *chunk], what, hint) for chunk in chunks]:
+            future.result()
 
 
 def _run(command: list[str], what: str, hint: str) -> None:
