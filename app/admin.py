@@ -5,6 +5,7 @@ admin, so `git log` shows who granted what and when.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 from app import audit, builds
@@ -83,6 +84,9 @@ class Admin:
         def plan(snap: Snapshot) -> Change:
             self._admin_policy(snap, "change targets")
             exists = snap.object_id(target_path(target.name)) is not None
+            chosen = target
+            if exists and not target.signing_key:  # a reloaded target keeps its signing key
+                chosen = dataclasses.replace(target, signing_key=builds.load_target(snap, target.name).signing_key)
             if exists and not replace:
                 raise StateConflict(f"target {target.name} exists",
                                     f"see it with `sluice target show {target.name}`; replace it with "
@@ -91,9 +95,11 @@ class Admin:
             text = audit.message(f"target: {verb} {target.name}" + (f" from {source}" if source else ""), "",
                                  [("Op", f"target-{verb}"), ("Target", target.name),
                                   ("Actor", self.actor.email)])
-            return Change({target_path(target.name): target.dump()}, text, self.actor)
+            result[:] = [chosen]
+            return Change({target_path(target.name): chosen.dump()}, text, self.actor)
+        result: list[Target] = []
         self.store.update(plan)
-        return target
+        return result[0]
 
     def load_target_file(self, name: str, path: str) -> Target:
         return self.add_target(Target.parse(name, _read(path), path), replace=True, source=path)

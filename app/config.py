@@ -4,7 +4,9 @@ Repo: `--repo`, else `SLUICE_REPO`, else `repo` in the config file, else
 `$XDG_DATA_HOME/sluice/state.git` (the embedded default, created on first
 use). Artifacts: `SLUICE_ARTIFACTS`, else `artifacts` in the config file, else
 `$XDG_DATA_HOME/sluice/artifacts`. Published repos: `SLUICE_REPOS`, else `repos`
-in the config file, else `$XDG_DATA_HOME/sluice/repos`. Config file: `--config`, else
+in the config file, else `$XDG_DATA_HOME/sluice/repos`. Signing keys:
+`SLUICE_GNUPGHOME`, else `gnupg` in the config file, else
+`$XDG_DATA_HOME/sluice/gnupg`. Config file: `--config`, else
 `$XDG_CONFIG_HOME/sluice/config.toml` (optional).
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from app import tomlfile
 from app.errors import ConfigError, UsageError
 
-_KEYS = {"repo", "artifacts", "remote", "repos"}
+_KEYS = {"repo", "artifacts", "remote", "repos", "gnupg"}
 _LISTS = {"builder"}  # arrays of tables: [[builder]]
 
 
@@ -66,6 +68,7 @@ class Paths:
     is_default: bool  # the embedded default repo, created on first use
     repos: str = ""  # published repos (the buildroot repo), one folder per target
     work: str = ""  # the local builder's build folders
+    gnupg: str = ""  # sluice's own GnuPG home: the signing keys of this machine
 
 
 def paths(config: LocalConfig, repo: str | None = None) -> Paths:
@@ -74,6 +77,8 @@ def paths(config: LocalConfig, repo: str | None = None) -> Paths:
     artifacts = os.environ.get("SLUICE_ARTIFACTS") or config.get("artifacts") or \
         os.path.join(data_home(), "sluice", "artifacts")
     repos = os.environ.get("SLUICE_REPOS") or config.get("repos") or os.path.join(data_home(), "sluice", "repos")
+    gnupg = os.environ.get("SLUICE_GNUPGHOME") or config.get("gnupg") or os.path.join(data_home(), "sluice", "gnupg")
     return Paths(os.path.abspath(os.path.expanduser(chosen or default)),
                  os.path.abspath(os.path.expanduser(artifacts)), chosen is None,
-                 os.path.abspath(os.path.expanduser(repos)), os.path.join(data_home(), "sluice", "work"))
+                 os.path.abspath(os.path.expanduser(repos)), os.path.join(data_home(), "sluice", "work"),
+                 os.path.abspath(os.path.expanduser(gnupg)))

@@ -68,29 +68,54 @@ class Queue:
         finish with no `dst` leads where its task changes take the build)."""
         return self._apply(build, op, reason=reason, dst=dst, arch=arch, data=data)[0]
 
-    def _apply(self, build: str, op: Op, **how: Any) -> list[BuildView]:
+    def check(self, build: str, op: Op) -> list[BuildView]:
+        """The builds `op` on `build` would act on (its whole batch for batch
+        ops), as they fold now; raises what `perform` would, writing nothing.
+        For work that must happen before the event (signing)."""
+        snap = self.store.snapshot()
+        return [member for member, _ in self._plan(snap, build, op, {}, None)]
+
+    def record_each(self, build: str, op: Op, data: Mapping[str, Mapping[str, Any]]) -> list[BuildView]:
+        """Write `op` on `build` (its whole batch for batch ops) in one commit,
+        each member's event carrying its own `data[member id]`; refused when
+        the members are not exactly those `data` was prepared for."""
+        return self._apply(build, op, per_build=data)
+
+    def _apply(self, build: str, op: Op, per_build: Mapping[str, Mapping[str, Any]] | None = None,
+               **how: Any) -> list[BuildView]:
         after: list[BuildView] = []
 
         def plan(snap: Snapshot) -> Change:
-            view = builds.load_build(snap, builds.resolve(snap, build))
-            policy = builds.load_policy(snap)
-            members = self._members(snap, view, op)
-            files = {}
-            events = []
-            after.clear()
-            for member in members:
-                event = make_event(member, op, self.actor.email, self.store.replica, **how)
-                lifecycle.check(member, member.record, event, policy)
-                event_id, body = event.encode()
-                decode_event(event_id, body)  # never write what every reader would refuse
-                files[builds.event_path(member.id, event_id)] = body
-                events.append(event)
-                # the commit adds exactly this event, so this is how the build folds after it
-                after.append(extend(member, member.record, StoredEvent(event_id, event)))
-            return Change(files, audit.build_message(members, events), self.actor)
+            planned = self._plan(snap, build, op, how, per_build)
+            after[:] = [folded for _, (_, _, _, folded) in planned]
+            files = {path: body for _, (path, body, _, _) in planned}
+            events = [event for _, (_, _, event, _) in planned]
+            return Change(files, audit.build_message([m for m, _ in planned], events), self.actor)
 
         self.store.update(plan)
         return list(after)
+
+    def _plan(self, snap: Snapshot, build: str, op: Op, how: Mapping[str, Any],
+              per_build: Mapping[str, Mapping[str, Any]] | None) -> list[tuple[BuildView, tuple]]:
+        """Each member with (event path, body, event, the member as it folds after it)."""
+        view = builds.load_build(snap, builds.resolve(snap, build))
+        policy = builds.load_policy(snap)
+        members = self._members(snap, view, op)
+        if per_build is not None and {m.id for m in members} != set(per_build):
+            raise StateConflict(f"the builds to {op} changed while sluice worked on them",
+                                f"nothing was recorded; run the {op} again")
+        planned = []
+        for member in members:
+            data = per_build[member.id] if per_build is not None else how.get("data")
+            event = make_event(member, op, self.actor.email, self.store.replica,
+                               **{**how, "data": data})
+            lifecycle.check(member, member.record, event, policy)
+            event_id, body = event.encode()
+            decode_event(event_id, body)  # never write what every reader would refuse
+            # the commit adds exactly this event, so this is how the build folds after it
+            folded = extend(member, member.record, StoredEvent(event_id, event))
+            planned.append((member, (builds.event_path(member.id, event_id), body, event, folded)))
+        return planned
 
     def _members(self, snap: Snapshot, view: BuildView, op: Op) -> list[BuildView]:
         """The builds `op` acts on: the whole batch for batch ops, all or nothing."""

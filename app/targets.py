@@ -16,7 +16,8 @@ from app.model import ARCH, NAME
 from backends.base import SourcePackage
 
 TARGETS_DIR = "config/targets"
-_KEYS = {"arches", "mock_config", "dist_tag", "external_repo", "supersede"}
+_KEYS = {"arches", "mock_config", "dist_tag", "external_repo", "supersede", "signing_key"}
+FINGERPRINT = re.compile(r"[0-9A-F]{40}|[0-9A-F]{64}")
 _URL = re.compile(r"(https?|file)://\S+")
 
 
@@ -38,9 +39,13 @@ class Target:
     dist_tag: str = ""
     external_repos: tuple[ExternalRepo, ...] = ()
     supersede: bool = True
+    signing_key: str = ""  # the fingerprint of the key that signs this target's RPMs
 
     def __post_init__(self) -> None:
         check_name(self.name, "target")
+        if self.signing_key and not FINGERPRINT.fullmatch(self.signing_key):
+            raise UsageError(f"signing_key {self.signing_key!r} is not a key fingerprint",
+                             "give the full fingerprint in upper-case hex, as `sluice key list` shows it")
         if not self.arches:
             raise UsageError(f"target {self.name} needs at least one arch", "pass --arch ARCH")
         for arch in (*self.arches, *self.mock_config):
@@ -82,6 +87,8 @@ class Target:
         doc = {"arches": list(self.arches), "dist_tag": self.dist_tag, "supersede": self.supersede,
                "mock_config": dict(self.mock_config),
                "external_repo": [{"name": r.name, "url": r.url} for r in self.external_repos]}
+        if self.signing_key:
+            doc["signing_key"] = self.signing_key
         header = (f"sluice target {self.name}. External repos feed the buildroot in this order;\n"
                   "the first repo that has a package wins.")
         return tomlfile.dumps(doc, header).encode()
@@ -109,18 +116,20 @@ class Target:
                                                 and isinstance(r.get("url"), str) for r in repos)):
             raise ConfigError(tomlfile.locate(text, where, r"\[\[\s*external_repo\s*\]\]"),
                               "each [[external_repo]] needs name and url")
-        for key, kind in (("dist_tag", str), ("supersede", bool)):
+        for key, kind in (("dist_tag", str), ("supersede", bool), ("signing_key", str)):
             if key in doc and not isinstance(doc[key], kind):
                 raise ConfigError(at(key), f"{key} must be a {kind.__name__}")
         try:
             return cls(name, tuple(arches), dict(mock), doc.get("dist_tag", ""),
-                       tuple(ExternalRepo(r["name"], r["url"]) for r in repos), doc.get("supersede", True))
+                       tuple(ExternalRepo(r["name"], r["url"]) for r in repos), doc.get("supersede", True),
+                       doc.get("signing_key", ""))
         except UsageError as exc:
             raise ConfigError(where, exc.message, exc.hint) from exc
 
     def describe(self) -> list[str]:
         lines = [f"target {self.name}", f"  arches:   {' '.join(self.arches)}",
-                 f"  dist tag: {self.dist_tag or '-'}", f"  supersede older builds: {'yes' if self.supersede else 'no'}"]
+                 f"  dist tag: {self.dist_tag or '-'}", f"  supersede older builds: {'yes' if self.supersede else 'no'}",
+                 f"  signing key: {self.signing_key or '- (`sluice key create --target ' + self.name + '`)'}"]
         lines += [f"  mock {arch}: {self.mock_config_for(arch)}" for arch in self.arches]
         lines += [f"  external repo {n}. {r.name} {r.url}" for n, r in enumerate(self.external_repos, 1)]
         return lines

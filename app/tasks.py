@@ -11,6 +11,7 @@ event when the attempt ends, each carrying `data.attempt`:
              "artifacts": [{"name", "arch", "sha256", "size"}],
              "logs": {"build.log": sha256, ...}, "missing": [BuildRequires]}
     rescue: {"tasks": {arch: "built"}, "artifacts": [...], "logs": {arch: {...}}}
+    sign:   {"artifacts": [{"name", "arch", "sha256", "size", "signed_by"}], "key": fingerprint}
 
 Events arrive from other clones, so everything here reads `data` defensively:
 a malformed entry is skipped, never trusted. Nothing derived is stored.
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from app.lifecycle import BuildView
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
+FINGERPRINT = re.compile(r"[0-9A-F]{40}|[0-9A-F]{64}")
 # What a result file may be called: a plain name, never a path.
 RESULT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~^-]{0,254}")
 
@@ -122,17 +124,23 @@ def lost_on(view: "BuildView", arch: str) -> set[str]:
     return lost
 
 
-def artifacts(view: "BuildView") -> list[Artifact]:
-    """The SRPM and what the current round's built tasks produced."""
+def artifacts(view: "BuildView", signed: bool = True) -> list[Artifact]:
+    """The SRPM and what the current round's built tasks produced; a `sign`
+    event's artifacts (new files: a signature changes the bytes) stand in
+    for the unsigned ones of the same name, unless `signed` is False."""
     srpm = view.record.srpm
     found = [Artifact(str(srpm.get("name")), "src", str(srpm.get("sha256")), _int(srpm, "size") or 0)]
+    signatures: dict[str, Artifact] = {}
     for stored in _since_last_submit(view):
         if stored.event.op in (Op.FINISH, Op.RESCUE):
             found += parse_artifacts(stored.event.data.get("artifacts"))
+        elif stored.event.op is Op.SIGN and signed:
+            signatures.update((a.name, a) for a in parse_artifacts(stored.event.data.get("artifacts"))
+                              if a.signed_by)
     kept: dict[str, Artifact] = {}
     for artifact in found:  # a noarch package built on two arches is kept once: the first
         kept.setdefault(artifact.name, artifact)
-    return list(kept.values())
+    return [signatures.get(name, artifact) for name, artifact in kept.items()]
 
 
 def logs(view: "BuildView", arch: str) -> dict[str, str]:
@@ -184,13 +192,16 @@ def parse_artifacts(value: Any) -> list[Artifact]:
     for doc in value:
         if isinstance(doc, dict) and safe_name(str(doc.get("name"))) and _sha(doc.get("sha256")) \
                 and isinstance(doc.get("arch"), str) and (ARCH.fullmatch(doc["arch"]) or doc["arch"] == "src"):
-            found.append(Artifact(doc["name"], doc["arch"], doc["sha256"], _int(doc, "size") or 0))
+            signer = doc.get("signed_by")
+            found.append(Artifact(doc["name"], doc["arch"], doc["sha256"], _int(doc, "size") or 0,
+                                  signer if isinstance(signer, str) and FINGERPRINT.fullmatch(signer) else None))
     return found
 
 
 def rpms(view: "BuildView") -> list[Artifact]:
-    """The binary RPMs of a built build: what its buildroot repo gets."""
-    return [a for a in artifacts(view) if a.arch != "src" and a.name.endswith(".rpm")
+    """The binary RPMs of a built build: what its buildroot repo gets (as
+    built: every builder has these, only the signer's machine has the signed ones)."""
+    return [a for a in artifacts(view, signed=False) if a.arch != "src" and a.name.endswith(".rpm")
             and not a.name.endswith(".src.rpm")]
 
 

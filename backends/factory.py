@@ -43,6 +43,16 @@ class Backends:
         return list(self.store.repo.remotes.names())
 
 
+def keyring(home: str):
+    from backends.keys import GnupgKeyring
+    return GnupgKeyring(home)
+
+
+def signer(home: str):
+    from backends.rpmsigner import RpmSigner
+    return RpmSigner(home)
+
+
 def git_config(key: str, repo_path: str | None = None) -> str | None:
     """A git config value for a repo that may not exist yet (global config)."""
     command = ["git", "config", "--get", key]

@@ -166,7 +166,7 @@ def test_resolve_offers_the_contending_states(clone, built):
 
 @pytest.mark.parametrize("key, op, words", [
     ("c", "cancel", "it is built"),  # not in this state
-    ("s", "sign", "not available yet"),  # the release path has not landed
+    ("s", "sign", "the cockpit cannot sign yet"),  # the CLI signs; the cockpit does not yet
     ("p", "push-testing", "not available yet"),
     ("P", "push-stable", "not available yet"),
     ("R", "rescue", "cannot rescue"),  # rescue is for failed-to-import builds
@@ -278,10 +278,12 @@ def test_what_the_builders_add_to_detail_is_shown_when_present():
 def test_service_ops_stay_unavailable_until_the_cockpit_calls_their_service(monkeypatch):
     from app import cockpit
     assert cockpit.unavailable(Op.HOLD) is None
-    assert "not available yet" in cockpit.unavailable(Op.SIGN).message
-    monkeypatch.delitem(cockpit.PENDING, "sign")  # the release path landed in the CLI
-    refused = cockpit.unavailable(Op.SIGN)
-    assert refused.message == "the cockpit cannot sign yet" and "sluice sign" in refused.hint
+    assert "not available yet" in cockpit.unavailable(Op.PUSH_TESTING).message
+    monkeypatch.delitem(cockpit.PENDING, "push")  # as if the repos landed in the CLI
+    refused = cockpit.unavailable(Op.PUSH_TESTING)
+    assert refused.message == "the cockpit cannot push-testing yet" and "sluice push" in refused.hint
+    signing = cockpit.unavailable(Op.SIGN)  # signing has landed in the CLI
+    assert signing.message == "the cockpit cannot sign yet" and "sluice sign" in signing.hint
 
 
 def test_a_bug_in_a_worker_is_reported_and_the_cockpit_carries_on(clone, built, monkeypatch):

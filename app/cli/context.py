@@ -18,11 +18,13 @@ from app.admin import Admin
 from app.buildroot import Buildroots
 from app.errors import UsageError
 from app.index import Index
+from app.keys import Keys
 from app.queue import Queue
+from app.signing import Signing
 from app.submit import Submitter
 from app.sync import Syncer
 from backends.base import Person
-from backends.factory import Backends, RepoService, git_config, machine_arch, open_transport
+from backends.factory import Backends, RepoService, git_config, keyring, machine_arch, open_transport, signer
 
 
 class Context:
@@ -64,6 +66,14 @@ class Context:
     def submitter(self) -> Submitter:
         b = self.backends
         return Submitter(b.store, b.artifacts, b.reader, self.index, self.actor)
+
+    @cached_property
+    def keys(self) -> Keys:
+        return Keys(self.backends.store, keyring(self.paths.gnupg), self.actor, self.paths.repos, self.paths.gnupg)
+
+    @cached_property
+    def signing(self) -> Signing:
+        return Signing(self.queue, self.index, self.keys, signer(self.paths.gnupg), self.backends.artifacts)
 
     @cached_property
     def admin(self) -> Admin:

@@ -11,11 +11,9 @@ from app.cli.context import Context
 from app.errors import NotAvailable
 
 PENDING = {
-    "sign": "signing RPMs (the release path)",
     "push": "the testing and stable repos (the release path)",
     "publish": "repo publishing (the release path)",
     "repo-file": "published repos (the release path)",
-    "key": "signing keys (the release path)",
     "advisory": "advisories",
     "review": "reviews and notifications",
     "import": "importing upstream updates",

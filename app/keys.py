@@ -1,0 +1,138 @@
+"""Signing keys: one per target, Copr-style.
+
+The secret key lives in this machine's GnuPG home (see `config.paths`); the
+target's config in the state tree records its fingerprint (`signing_key`),
+so every clone knows which key must have signed the target's RPMs, and the
+change is an admin's commit like any other config change. The public key is
+exported as `<repos>/<target>/RPM-GPG-KEY-sluice-<target>` for the repos.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import re
+from dataclasses import dataclass
+
+from app import audit, builds
+from app.errors import BadInput, NotPermitted, StateConflict, UsageError
+from app.targets import target_path
+from backends.base import Change, KeyInfo, Keyring, Person, Snapshot, StateStore
+
+WARN_DAYS = 30
+EXPIRES = re.compile(r"0|[1-9][0-9]{0,4}[dwmy]?")
+
+
+@dataclass(frozen=True)
+class TargetKey:
+    """A target's signing key as this machine sees it."""
+
+    target: str
+    fingerprint: str
+    key: KeyInfo | None  # None: the secret key is not in this machine's keyring
+
+    def days_left(self, now: datetime.datetime | None = None) -> int | None:
+        if self.key is None or self.key.expires is None:
+            return None
+        moment = now or datetime.datetime.now(datetime.timezone.utc)
+        return (_parse(self.key.expires) - moment).days
+
+    def warning(self) -> str | None:
+        days = self.days_left()
+        if days is None or days >= WARN_DAYS:
+            return None
+        when = f"expired on {self.key.expires}" if days < 0 else f"expires on {self.key.expires} (in {days} days)"
+        return f"the signing key {self.fingerprint} of target {self.target} {when}"
+
+    def to_json(self) -> dict:
+        k = self.key
+        return {"target": self.target, "fingerprint": self.fingerprint, "here": k is not None,
+                "uid": k.uid if k else None, "algorithm": k.algorithm if k else None,
+                "created": k.created if k else None, "expires": k.expires if k else None,
+                "days_left": self.days_left(), "warning": self.warning()}
+
+
+def key_file_name(target: str) -> str:
+    return f"RPM-GPG-KEY-sluice-{target}"
+
+
+class Keys:
+    def __init__(self, store: StateStore, keyring: Keyring, actor: Person, repos: str, home: str) -> None:
+        self.store, self.keyring, self.actor, self.repos, self.home = store, keyring, actor, repos, home
+
+    def create(self, target: str, passphrase: str | None, rsa: bool = False, expires: str = "5y") -> TargetKey:
+        """Make the target's key (admins only, once per target) and record it."""
+        if not EXPIRES.fullmatch(expires):
+            raise UsageError(f"--expires {expires!r} is not a duration",
+                             "use 0 (never), a number of days, or e.g. 90d, 12w, 6m, 2y")
+        self._check(self.store.snapshot(), target)
+        info = self.keyring.create(f"sluice {target} signing key <{self.actor.email}>", passphrase, rsa, expires)
+
+        def plan(snap: Snapshot) -> Change:
+            current = self._check(snap, target)
+            text = audit.message(f"key: create signing key {info.fingerprint} for target {target}", "",
+                                 [("Op", "key-create"), ("Target", target), ("Key", info.fingerprint),
+                                  ("Actor", self.actor.email)])
+            changed = dataclasses.replace(current, signing_key=info.fingerprint)
+            return Change({target_path(target): changed.dump()}, text, self.actor)
+        self.store.update(plan)
+        self.export(target)
+        return TargetKey(target, info.fingerprint, info)
+
+    def _check(self, snap: Snapshot, target: str):
+        policy = builds.load_policy(snap)
+        if not policy.is_admin(self.actor.email):
+            raise NotPermitted(f"{self.actor.email} may not create signing keys: only admins may",
+                               f"ask an admin ({', '.join(policy.holders('admin'))})")
+        current = builds.load_target(snap, target)
+        if current.signing_key:
+            raise StateConflict(f"target {target} already has a signing key, {current.signing_key}",
+                                "one key per target; see it with `sluice key list`")
+        return current
+
+    def list(self) -> list[TargetKey]:
+        snap = self.store.snapshot()
+        here = {k.fingerprint: k for k in self.keyring.keys()} if os.path.isdir(self.home) else {}
+        found = []
+        for name in builds.target_names(snap):
+            fingerprint = builds.load_target(snap, name).signing_key
+            if fingerprint:
+                found.append(TargetKey(name, fingerprint, here.get(fingerprint)))
+        return found
+
+    def for_target(self, target: str) -> TargetKey:
+        """The usable key of `target` here, or a clear error (exit 2)."""
+        fingerprint = builds.load_target(self.store.snapshot(), target).signing_key
+        if not fingerprint:
+            raise BadInput(f"target {target} has no signing key",
+                           f"an admin creates one with `sluice key create --target {target}`")
+        here = {k.fingerprint: k for k in self.keyring.keys()}
+        key = TargetKey(target, fingerprint, here.get(fingerprint))
+        if key.key is None:
+            raise BadInput(f"the signing key {fingerprint} of target {target} is not on this machine",
+                           f"import its secret key: `gpg --homedir {self.home} --import SECRET-KEY.asc`, "
+                           "or sign where it was created")
+        days = key.days_left()
+        if days is not None and days < 0:
+            raise BadInput(f"the signing key {fingerprint} of target {target} expired on {key.key.expires}",
+                           f"extend it: `gpg --homedir {self.home} --quick-set-expire {fingerprint} 1y`, "
+                           "then sign again (rpmsign refuses an expired key)")
+        return key
+
+    def export(self, target: str) -> str:
+        """Write the target's public key under the repos root, for dnf's
+        `gpgkey=` (the repo publisher calls this too); returns the path."""
+        key = self.for_target(target)
+        folder = os.path.join(self.repos, target)
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, key_file_name(target))
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(self.keyring.export(key.fingerprint))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        return path
+
+
+def _parse(stamp: str) -> datetime.datetime:
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
