@@ -20,6 +20,7 @@ from app.errors import UsageError
 from app.index import Index
 from app.keys import Keys
 from app.queue import Queue
+from app.release import Releases
 from app.signing import Signing
 from app.submit import Submitter
 from app.sync import Syncer
@@ -74,6 +75,12 @@ class Context:
     @cached_property
     def signing(self) -> Signing:
         return Signing(self.queue, self.index, self.keys, signer(self.paths.gnupg), self.backends.artifacts)
+
+    @cached_property
+    def releases(self) -> Releases:
+        b = self.backends
+        return Releases(self.queue, self.index, self.keys, b.publisher, b.artifacts, b.reader, self.paths.repos,
+                        self.note)
 
     @cached_property
     def admin(self) -> Admin:
