@@ -211,7 +211,7 @@ class Releases:
 
         def plan(snap: Snapshot) -> Change:
             last = manifests.latest(snap, target, stage)
-            if last is not None and last.packages == packages:
+            if (last.packages if last else ()) == packages:  # no manifest yet: an empty repo
                 raise _Same()  # another publisher wrote it meanwhile
             manifest = Manifest(target, stage, (last.number + 1) if last else 1, packages, key,
                                 self.actor.email, timestamp())
@@ -223,7 +223,7 @@ class Releases:
                                   ("Manifest", path.rsplit("/", 1)[1]), ("Actor", self.actor.email)])
             return Change({path: data}, text, self.actor)
         last = manifests.latest(self.store.snapshot(), target, stage)
-        if last is not None and last.packages == packages:
+        if (last.packages if last else ()) == packages:  # no manifest yet: an empty repo
             return None
         try:
             self.store.update(plan)

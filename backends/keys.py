@@ -110,7 +110,9 @@ class GnupgKeyring:
         return bool(signed.data)
 
     def sign_detached(self, fingerprint: str, data: bytes, passphrase: str | None) -> bytes:
-        signed = self.gpg.sign(data, keyid=fingerprint, passphrase=passphrase or "", detach=True,
+        # No passphrase must be None, not "": python-gnupg then passes no
+        # --passphrase-fd 0, which would eat the data's first line as one.
+        signed = self.gpg.sign(data, keyid=fingerprint, passphrase=passphrase or None, detach=True,
                                clearsign=False, binary=False)
         if not signed.data:
             raise BackendError(f"gpg could not sign with key {fingerprint}",
