@@ -207,3 +207,14 @@ def test_repo_file_points_at_the_published_repo_and_key(release, isolated, tmp_p
     assert "gpgkey=https://repos.example.org/sluice/default/RPM-GPG-KEY-sluice-default" in served
     missing = release("repo-file", "nosuch")
     assert missing.code == 2 and "nosuch" in missing.err
+
+
+def test_withdrawing_from_testing_unpushes_it_with_a_new_manifest(release, make_srpm, isolated):
+    [build] = signed(release, make_srpm("recall", "1.0", "1"))
+    assert release("push", "testing", build[:7], user=CAROL).code == 0
+    rpm = repos(isolated) / "testing" / f"recall-1.0-1.{ARCH}.rpm"
+    assert rpm.exists()
+    withdrawn = release("--yes", "withdraw", build[:7], "-m", "broken on upgrade")  # alice: admin
+    assert withdrawn.code == 0, withdrawn.err
+    assert not rpm.exists()
+    assert sorted(len(m["packages"]) for m in manifests(release, "testing").values()) == [0, 1]
