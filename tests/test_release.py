@@ -218,3 +218,16 @@ def test_withdrawing_from_testing_unpushes_it_with_a_new_manifest(release, make_
     assert withdrawn.code == 0, withdrawn.err
     assert not rpm.exists()
     assert sorted(len(m["packages"]) for m in manifests(release, "testing").values()) == [0, 1]
+
+
+def test_publishing_needs_a_signer_or_admin_and_changes_nothing_otherwise(release, isolated):
+    store = GitStateStore.open(release.repo)
+    before = tree_files(store)
+    refused = release("publish", "default", user=BOB)
+    assert refused.code == 3 and "only signers and admins" in refused.err
+    assert release("publish", "nosuch").code == 2
+    assert tree_files(store) == before and not (repos(isolated) / "stable").exists()
+    first = release("publish", user=CAROL)  # empty repos dnf can read; an empty repo needs no manifest
+    assert first.out.splitlines() == ["testing default: 0 packages (+0 -0)", "stable default: 0 packages (+0 -0)"]
+    assert (repos(isolated) / "stable/repodata/repomd.xml.asc").exists() and tree_files(store) == before
+    assert release("publish", user=CAROL).out.strip() == "the repos already match the queue"
