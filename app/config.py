@@ -18,7 +18,7 @@ from typing import Any
 from app import tomlfile
 from app.errors import ConfigError, UsageError
 
-_KEYS = {"repo", "artifacts", "remote", "repos", "gnupg"}
+_KEYS = {"repo", "artifacts", "remote", "repos", "gnupg", "repos_url"}
 _LISTS = {"builder"}  # arrays of tables: [[builder]]
 
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable
 
-from app import audit, builds, lifecycle
+from app import audit, builds, lifecycle, manifests
 from app.errors import BackendError, BadInput, HistoryRefused, NotFound, SluiceError, StateConflict
 from app.lifecycle import BuildView, extend
 from app.model import EVENT_ID, NAME, decode_event, decode_record
@@ -28,8 +28,10 @@ _PATHS = {
     "target": re.compile(rf"config/targets/({NAME.pattern})\.toml"),
     "record": re.compile(r"builds/([0-9a-f]{2})/(\1[0-9a-f]{38})/build\.json"),
     "event": re.compile(rf"builds/([0-9a-f]{{2}})/(\1[0-9a-f]{{38}})/events/({EVENT_ID.pattern})\.json"),
+    "manifest": manifests.PATH,
 }
-_LIMITS = {"policy": 1 << 20, "target": 1 << 20, "record": 1 << 18, "event": 1 << 18}
+_LIMITS = {"policy": 1 << 20, "target": 1 << 20, "record": 1 << 18, "event": 1 << 18, "manifest": 1 << 24}
+_WRITE_ONCE = ("record", "event", "manifest")
 _REGULAR = 0o100644
 _ATTEMPTS = 10
 _SHOWN = 40
@@ -131,7 +133,7 @@ class Syncer:
                 problems.append(f"deletes {change.path}")
             elif change.mode != _REGULAR:
                 problems.append(f"{change.path} is not a regular file")
-            elif change.old is not None and kind in ("record", "event"):
+            elif change.old is not None and kind in _WRITE_ONCE:
                 problems.append(f"modifies {change.path}, which was written before and may never change")
             else:
                 data = self._file(change.new)
@@ -141,6 +143,8 @@ class Syncer:
                     problems.append(f"{change.path} is {len(data)} bytes, over the {_LIMITS[kind]} limit")
                 elif kind in found:
                     found[kind].append((match, data))
+                elif kind == "manifest":
+                    problems += _check_manifest(match, data, replay, author)
                 else:
                     found_problems, parsed = _check_config(kind, match, data, replay, author)
                     problems += found_problems
@@ -241,6 +245,20 @@ def _check_config(kind: str, match: re.Match, data: bytes, replay: _Replay,
     except SluiceError as exc:
         return [str(exc)], None
     return [], None
+
+
+def _check_manifest(match: re.Match, data: bytes, replay: _Replay, author: str) -> list[str]:
+    """A repo manifest: written by a signer or admin, well-formed, its own."""
+    policy = replay.current_policy()
+    if not any(policy.has(author, role) for role in ("admin", "signer")):
+        return [f"{author} published {match.group(0)} but is neither a signer nor an admin"]
+    try:
+        manifest = manifests.parse(match.group(0), data)
+    except SluiceError as exc:
+        return [exc.message]
+    if manifest.actor != author:
+        return [f"{match.group(0)} claims actor {manifest.actor}, but the commit's author is {author}"]
+    return []
 
 
 def _classify(path: str) -> tuple[str | None, re.Match | None]:

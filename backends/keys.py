@@ -109,6 +109,17 @@ class GnupgKeyring:
                                detach=True)
         return bool(signed.data)
 
+    def sign_detached(self, fingerprint: str, data: bytes, passphrase: str | None) -> bytes:
+        # No passphrase must be None, not "": python-gnupg then passes no
+        # --passphrase-fd 0, which would eat the data's first line as one.
+        signed = self.gpg.sign(data, keyid=fingerprint, passphrase=passphrase or None, detach=True,
+                               clearsign=False, binary=False)
+        if not signed.data:
+            raise BackendError(f"gpg could not sign with key {fingerprint}",
+                               "check the key and its passphrase (`sluice key list`)",
+                               command=["gpg", "--detach-sign", "--armor"], output=_tail(signed.stderr))
+        return signed.data
+
 
 def _algorithm(key: dict) -> str:
     if key.get("curve"):

@@ -236,3 +236,51 @@ def test_a_file_mode_on_a_folder_is_refused_not_crashed_on(hub):
     said = " ".join([refused.value.message, *getattr(refused.value, "findings", [])])
     assert "cannot fetch" in said or "evil.toml is not a regular file" in said
     assert tree_files(alice.store) == before
+
+
+# ---------------------------------------------------------------- repo manifests
+
+def _manifest(actor: str, number: int = 1, name: str = "a-1-1.x86_64.rpm") -> tuple[str, bytes]:
+    from app import manifests
+    package = manifests.Package(name, "a-1-1.x86_64", "ab" * 32, "A" * 40, "cd" * 20)
+    manifest = manifests.Manifest("default", "stable", number, (package,), "A" * 40, actor, "2025-01-01T00:00:00Z")
+    data = manifest.encode()
+    return manifests.path_of(manifest, data), data
+
+
+def test_a_manifest_published_by_an_admin_travels_with_sync(hub):
+    hub_clone, alice, bob = hub
+    path, data = _manifest(ALICE.email)
+    forge(hub_clone.store, {path: data}, ALICE)
+    syncer(alice).sync(str(hub_clone.path))
+    assert alice.store.snapshot().read(path) == data
+
+
+@pytest.mark.parametrize("who, change, words", [
+    (MALLORY, None, "neither a signer nor an admin"),
+    (ALICE, b"tampered", "does not match its content"),
+    (BOB, "actor", "neither a signer nor an admin"),
+    (ALICE, "actor", "claims actor"),
+])
+def test_forged_or_broken_manifests_are_refused(hub, who, change, words):
+    hub_clone, alice, bob = hub
+    path, data = _manifest(BOB.email if change == "actor" else who.email)
+    if isinstance(change, bytes):
+        data = change
+    before = alice.store.head()
+    forge(hub_clone.store, {path: data}, who)
+    with pytest.raises(HistoryRefused) as refused:
+        syncer(alice).sync(str(hub_clone.path))
+    assert any(words in f for f in refused.value.findings), refused.value.findings
+    assert alice.store.head() == before
+
+
+def test_a_manifest_once_written_never_changes(hub):
+    hub_clone, alice, bob = hub
+    path, data = _manifest(ALICE.email)
+    forge(hub_clone.store, {path: data}, ALICE)
+    syncer(alice).sync(str(hub_clone.path))
+    forge(hub_clone.store, {path: data.replace(b"a-1-1", b"b-1-1")}, ALICE)
+    with pytest.raises(HistoryRefused) as refused:
+        syncer(alice).sync(str(hub_clone.path))
+    assert any("may never change" in f for f in refused.value.findings)

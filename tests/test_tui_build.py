@@ -167,8 +167,8 @@ def test_resolve_offers_the_contending_states(clone, built):
 @pytest.mark.parametrize("key, op, words", [
     ("c", "cancel", "it is built"),  # not in this state
     ("s", "sign", "the cockpit cannot sign yet"),  # the CLI signs; the cockpit does not yet
-    ("p", "push-testing", "not available yet"),
-    ("P", "push-stable", "not available yet"),
+    ("p", "push-testing", "the cockpit cannot push-testing yet"),
+    ("P", "push-stable", "the cockpit cannot push-stable yet"),
     ("R", "rescue", "cannot rescue"),  # rescue is for failed-to-import builds
     ("t", "mark-tested", "that needs tester"),  # not permitted
     ("x", "resolve", "not contested"),
@@ -278,8 +278,7 @@ def test_what_the_builders_add_to_detail_is_shown_when_present():
 def test_service_ops_stay_unavailable_until_the_cockpit_calls_their_service(monkeypatch):
     from app import cockpit
     assert cockpit.unavailable(Op.HOLD) is None
-    assert "not available yet" in cockpit.unavailable(Op.PUSH_TESTING).message
-    monkeypatch.delitem(cockpit.PENDING, "push")  # as if the repos landed in the CLI
+    assert "push" not in cockpit.PENDING  # the repos have landed in the CLI
     refused = cockpit.unavailable(Op.PUSH_TESTING)
     assert refused.message == "the cockpit cannot push-testing yet" and "sluice push" in refused.hint
     signing = cockpit.unavailable(Op.SIGN)  # signing has landed in the CLI

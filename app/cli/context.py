@@ -16,10 +16,11 @@ from typing import Any
 from app import builders, config, identity, waits
 from app.admin import Admin
 from app.buildroot import Buildroots
-from app.errors import UsageError
+from app.errors import SluiceError, UsageError
 from app.index import Index
 from app.keys import Keys
 from app.queue import Queue
+from app.release import Releases
 from app.signing import Signing
 from app.submit import Submitter
 from app.sync import Syncer
@@ -76,6 +77,12 @@ class Context:
         return Signing(self.queue, self.index, self.keys, signer(self.paths.gnupg), self.backends.artifacts)
 
     @cached_property
+    def releases(self) -> Releases:
+        b = self.backends
+        return Releases(self.queue, self.index, self.keys, b.publisher, b.artifacts, b.reader, self.paths.repos,
+                        self.note)
+
+    @cached_property
     def admin(self) -> Admin:
         return Admin(self.backends.store, self.actor)
 
@@ -110,6 +117,17 @@ class Context:
             snap = self.backends.store.snapshot()
             self.index.refresh(snap)
             self.buildroots.publish(snap)
+
+    def unpush(self, target: str) -> None:
+        """Take a build withdrawn from testing out of the testing repo now,
+        when this user may publish and the key needs no passphrase here;
+        otherwise say who must run `sluice publish`."""
+        try:
+            for line in self.releases.publish([target], lambda fingerprint, uid: None):
+                self.note(line)
+        except SluiceError as exc:
+            self.note(f"the testing repo of {target} still lists it ({exc.message}); a signer or admin "
+                      f"runs `sluice publish {target}` to take it out")
 
     @property
     def live_root(self) -> str:

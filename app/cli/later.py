@@ -11,9 +11,6 @@ from app.cli.context import Context
 from app.errors import NotAvailable
 
 PENDING = {
-    "push": "the testing and stable repos (the release path)",
-    "publish": "repo publishing (the release path)",
-    "repo-file": "published repos (the release path)",
     "advisory": "advisories",
     "review": "reviews and notifications",
     "import": "importing upstream updates",

@@ -47,6 +47,8 @@ def transition(ctx: Context, args: argparse.Namespace) -> int:
     views = ctx.queue.perform(action)
     if args.op is Op.WITHDRAW:
         ctx.republish()  # a withdrawn build leaves the buildroot repo at once
+        if views[0].events[-1].event.src is State.TESTING:
+            ctx.unpush(views[0].record.target)
     if ctx.json:
         ctx.emit([v.summary() for v in views])
     else:

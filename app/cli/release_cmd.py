@@ -1,0 +1,64 @@
+"""`sluice push testing|stable ID…`, `sluice publish [TARGET]` and
+`sluice repo-file TARGET [--stage S]`."""
+from __future__ import annotations
+
+import argparse
+
+from app import builds, repofile
+from app.cli import render
+from app.cli.context import Context
+from app.cli.sign_cmd import _ask, read_passphrase
+
+
+def register(commands, common) -> None:
+    push = commands.add_parser("push", parents=[common], help="push signed builds to testing, tested ones to stable")
+    push.add_argument("stage", choices=("testing", "stable"))
+    push.add_argument("ids", nargs="+", metavar="ID")
+    push.add_argument("--passphrase-file", metavar="F", help="the target key's passphrase (it signs repomd.xml)")
+    push.set_defaults(handler=push_builds)
+
+    publish = commands.add_parser("publish", parents=[common], help="bring testing and stable repos up to the queue")
+    publish.add_argument("target", nargs="?", metavar="TARGET", help="one target (default: every target with a key)")
+    publish.add_argument("--passphrase-file", metavar="F", help="the target key's passphrase")
+    publish.set_defaults(handler=publish_repos)
+
+    repo = commands.add_parser("repo-file", parents=[common], help="print a dnf .repo stanza for a target's repo")
+    repo.add_argument("target", metavar="TARGET")
+    repo.add_argument("--stage", choices=repofile.STAGES, default="stable")
+    repo.set_defaults(handler=repo_file)
+
+
+def _passphrase(args: argparse.Namespace):
+    fixed = read_passphrase(args.passphrase_file) if args.passphrase_file else None
+    return lambda fpr, uid: fixed or _ask(f"passphrase for {uid} ({fpr[-16:]}): ")
+
+
+def push_builds(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.ready()
+    views = ctx.releases.push(args.stage, args.ids, _passphrase(args))
+    for line in ctx.releases.lines:
+        ctx.note(line)
+    if ctx.json:
+        ctx.emit([v.summary() for v in views])
+    else:
+        for view in views:
+            ctx.out(render.transition(view, f"pushed to {args.stage}"))
+    return 0
+
+
+def publish_repos(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.ready()
+    lines = ctx.releases.publish([args.target] if args.target else None, _passphrase(args))
+    if ctx.json:
+        ctx.emit(lines)
+    else:
+        for line in lines or ["the repos already match the queue"]:
+            ctx.out(line)
+    return 0
+
+
+def repo_file(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.ready()
+    builds.load_target(ctx.backends.store.snapshot(), args.target)  # a clear error for an unknown target
+    ctx.out(repofile.stanza(args.target, args.stage, ctx.paths.repos, ctx.config.get("repos_url")).rstrip("\n"))
+    return 0

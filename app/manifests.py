@@ -1,0 +1,107 @@
+"""Repo manifests: what a published testing or stable repo held, in git.
+
+Every publish that changes a repo adds one file to the state tree,
+`repos/<target>/<repo>/manifests/<n:08d>-<sha8>.json`, where `n` counts the
+repo's publishes (one more than the highest seen) and `sha8` is the start of
+the file's own sha256, so two clones publishing concurrently never write the
+same path. The newest manifest (highest `n`, then name) is what the repo
+holds; `git log -- repos/T/stable` is the repo's history, and the files it
+names (by sha256, in the artifact store) rebuild it exactly.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from app.errors import BadInput
+from app.model import NAME
+from backends.base import Snapshot
+
+REPOS = ("testing", "stable")
+PATH = re.compile(rf"repos/({NAME.pattern})/(testing|stable)/manifests/([0-9]{{8}})-([0-9a-f]{{8}})\.json")
+_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+~^-]*\.rpm")
+_SHA = re.compile(r"[0-9a-f]{64}")
+_FPR = re.compile(r"[0-9A-F]{40}")
+
+
+@dataclass(frozen=True, order=True)
+class Package:
+    name: str  # the file name in the repo
+    nevra: str
+    sha256: str
+    signed_by: str
+    build: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "nevra": self.nevra, "sha256": self.sha256, "signed_by": self.signed_by,
+                "build": self.build}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    target: str
+    repo: str
+    number: int
+    packages: tuple[Package, ...]
+    key: str
+    actor: str
+    time: str
+    path: str = ""
+
+    def encode(self) -> bytes:
+        doc = {"target": self.target, "repo": self.repo, "number": self.number, "key": self.key,
+               "actor": self.actor, "time": self.time, "packages": [p.to_json() for p in self.packages]}
+        return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+
+    def files(self) -> dict[str, str]:
+        return {p.name: p.sha256 for p in self.packages}
+
+
+def folder(target: str, repo: str) -> str:
+    return f"repos/{target}/{repo}/manifests"
+
+
+def path_of(manifest: Manifest, data: bytes) -> str:
+    return f"{folder(manifest.target, manifest.repo)}/{manifest.number:08d}-{hashlib.sha256(data).hexdigest()[:8]}.json"
+
+
+def parse(path: str, data: bytes) -> Manifest:
+    """A manifest read from the tree, checked against its path; BadInput if not."""
+    match = PATH.fullmatch(path)
+    if not match:
+        raise BadInput(f"{path} is not a manifest path")
+    if hashlib.sha256(data).hexdigest()[:8] != match.group(4):
+        raise BadInput(f"{path} does not match its content's sha256")
+    try:
+        doc = json.loads(data)
+        packages = tuple(_package(p) for p in doc["packages"])
+        manifest = Manifest(doc["target"], doc["repo"], doc["number"], packages, doc["key"], doc["actor"],
+                            doc["time"], path)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadInput(f"{path} is not a valid manifest: {exc}") from exc
+    if (manifest.target, manifest.repo, manifest.number) != (match.group(1), match.group(2), int(match.group(3))):
+        raise BadInput(f"{path} names another repo or number than its path")
+    if len({p.name for p in packages}) != len(packages) or not _FPR.fullmatch(str(manifest.key)):
+        raise BadInput(f"{path} lists a file twice or has no valid key")
+    return manifest
+
+
+def _package(doc: Any) -> Package:
+    package = Package(doc["name"], doc["nevra"], doc["sha256"], doc["signed_by"], doc["build"])
+    if not (_FILE.fullmatch(package.name) and ".." not in package.name and _SHA.fullmatch(package.sha256)
+            and _FPR.fullmatch(package.signed_by) and isinstance(package.nevra, str)
+            and isinstance(package.build, str)):
+        raise ValueError(f"bad package entry {package.name!r}")
+    return package
+
+
+def latest(snap: Snapshot, target: str, repo: str) -> Manifest | None:
+    names = [n for n in snap.list(folder(target, repo)) if n.endswith(".json")]
+    if not names:
+        return None
+    name = max(names)  # zero-padded numbers sort as numbers
+    path = f"{folder(target, repo)}/{name}"
+    return parse(path, snap.read(path) or b"")
