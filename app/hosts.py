@@ -15,18 +15,21 @@ import enum
 import fcntl
 import json
 import os
+import socket
 import tempfile
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from app import builds, tasks
 from app.attempt import MARKER, Job, text_of
 from app.builders import Builder
 from app.buildroot import repo_dir
 from app.errors import SluiceError
-from app.model import clean_text
+from app.index import Filters, Index
+from app.model import Op, State, clean_text, timestamp
 from app.waits import alive
-from backends.base import BuildTool, Transport
+from backends.base import BuildTool, Snapshot, Transport
 
 MIN_FREE_GB = 5
 # Is a process of group $1 a build of task folder $2? (its environment says so)
@@ -114,6 +117,23 @@ def check(builder: Builder, connect: Callable[[Builder], Transport],
         return {"problems": [f"only {free} GB free in {workdir} on {builder.host}; builds need more"],
                 "summary": summary}
     return {"problems": [], "summary": summary}
+
+
+def reclaim(index: Index, snap: Snapshot, write: Callable[..., bool]) -> None:
+    """Tasks this machine's runner claimed but never finished (it was
+    killed) go back to the queue, so nothing waits forever; their builds
+    are ended when their hosts are next connected (`Leftovers`)."""
+    me = socket.gethostname() + ":"
+    for row in index.rows(Filters(states=(str(State.BUILDING),))):
+        view = builds.load_build(snap, row["id"])
+        found = tasks.attempts(view)
+        for arch, state in view.tasks.items():
+            claim = [s.event for s in view.events if s.event.op is Op.START and s.event.arch == arch]
+            runner = str(claim[-1].data.get("attempt", {}).get("runner", "")) if claim else ""
+            if state is State.BUILDING and runner.startswith(me) and not alive(runner[len(me):]):
+                doc = {**found[arch][-1].to_json(), "ended": timestamp(), "error": tasks.STOPPED[1]}
+                write(view.id, Op.FINISH, arch=arch, reason=tasks.STOPPED[1],
+                      data={"tasks": {arch: str(State.QUEUED)}, "attempt": doc})
 
 
 def _said(exc: Exception) -> str:

@@ -248,6 +248,19 @@ class Index:
         buildroot repo: who to tell when it is withdrawn."""
         return list(self.db.execute("SELECT user, arch FROM uses WHERE dep = ? ORDER BY user, arch", (build_id,)))
 
+    def rivals(self, unsigned: Sequence[str], approved: Sequence[str]) -> list[tuple[str, str]]:
+        """(target, package) pairs with an unsigned build and an approved one
+        (not scratch): where a supersede may be due."""
+        marks_u, marks_a = ",".join("?" * len(unsigned)), ",".join("?" * len(approved))
+        return list(self.db.execute(
+            f"SELECT target, package FROM builds WHERE scratch = 0 GROUP BY target, package "
+            f"HAVING sum(state IN ({marks_u})) > 0 AND sum(state IN ({marks_a})) > 0 AND count(*) > 1",
+            (*unsigned, *approved)))
+
+    def of_package(self, target: str, package: str) -> list[str]:
+        return [r[0] for r in self.db.execute(
+            "SELECT id FROM builds WHERE target = ? AND package = ? ORDER BY created, id", (target, package))]
+
     def count(self) -> int:
         return self.db.execute("SELECT count(*) FROM builds").fetchone()[0]
 

@@ -4,7 +4,8 @@ One main thread owns every state change; worker threads only talk to hosts
 (see `app.attempt`) and hand back an `Outcome`. Each tick the main thread:
 
 1. when the state ref moved, tells workers whose task was cancelled to kill
-   their build, refreshes the index and republishes the buildroot repos;
+   their build, refreshes the index, republishes the buildroot repos and
+   supersedes older unsigned builds of newly approved packages;
 2. writes a `finish` event for each attempt that ended (a lost host puts the
    task back in the queue for another host, up to `[runner] attempts`); a
    write that fails is kept and tried again, never dropped;
@@ -13,10 +14,9 @@ One main thread owns every state change; worker threads only talk to hosts
    against the task's state, so two runners never build one task twice;
 4. writes the status file that tells `list` and `show` why tasks wait.
 
-Hosts are connected in the background (`app.hosts`); a host that cannot be
-reached is marked down with the reason and tried again later, and the
-others go on. The main thread does no remote work, so a cancel is seen
-within one tick.
+Hosts are connected in the background (`app.hosts`); one that cannot be
+reached is down with the reason and tried again later. The main thread does
+no remote work, so a cancel is seen within one tick.
 """
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ from app.index import Filters, Index
 from app.lifecycle import BuildView
 from app.model import MAX_TEXT, Op, State, clean_text, timestamp
 from app.queue import Queue
+from app.supersede import supersede
 from backends.base import (ArtifactStore, BackendError, BuildTool, Disconnected, PackageReader, Progress, Snapshot, StateStore,
                            Transport)
 
@@ -86,7 +87,9 @@ class Runner:
         try:
             if any(h.builder.transport == "ssh" for h in self.hosts):
                 self.wiring.serve_repos()  # started here, once, before any worker asks for it
-            self._reclaim_orphans()
+            snap = self.store.snapshot()
+            self.index.refresh(snap)
+            hosts.reclaim(self.index, snap, self._write)
             for host in self.hosts:  # builds a dead runner left behind end as soon as possible
                 if host.builder.name in self.leftovers.builders():
                     self._connect(host)
@@ -127,6 +130,7 @@ class Runner:
             self.buildroots.publish(snap)
         except (SluiceError, OSError) as exc:  # an unpublishable repo must not stop the builds
             self.note(f"warning: buildroot repos not updated: {exc}")
+        supersede(self.index, snap, self._write)
         self.seen = head
         return True
 
@@ -361,25 +365,6 @@ class Runner:
             entry["load"] = list(host.load)
         waits.write_status(self.status_file, doc)
         self._status = (text, now)
-
-    def _reclaim_orphans(self) -> None:
-        """Tasks this machine's runner claimed but never finished (it was
-        killed) go back to the queue, so nothing waits forever; their builds
-        are ended when their hosts are next connected (`Leftovers`)."""
-        snap = self.store.snapshot()
-        self.index.refresh(snap)
-        me = socket.gethostname() + ":"
-        for row in self.index.rows(Filters(states=(str(State.BUILDING),))):
-            view = builds.load_build(snap, row["id"])
-            found = tasks.attempts(view)
-            for arch, state in view.tasks.items():
-                claim = [s.event for s in view.events if s.event.op is Op.START and s.event.arch == arch]
-                runner = str(claim[-1].data.get("attempt", {}).get("runner", "")) if claim else ""
-                if state is State.BUILDING and runner.startswith(me) and not waits.alive(runner[len(me):]):
-                    last = found[arch][-1]
-                    doc = {**last.to_json(), "ended": timestamp(), "error": tasks.STOPPED[1]}
-                    self._write(view.id, Op.FINISH, arch=arch, reason=tasks.STOPPED[1],
-                                data={"tasks": {arch: str(State.QUEUED)}, "attempt": doc})
 
     def _shutdown(self) -> None:
         for host in self.hosts:

@@ -426,3 +426,30 @@ def test_progress_bars_draw_on_a_terminal_and_stay_quiet_otherwise():
     assert text.endswith("\n") and text.count("\r") == 2
     quiet = io.StringIO()
     assert Bars(quiet, enabled=False)("upload") is None and quiet.getvalue() == ""
+
+
+def test_approving_a_newer_build_supersedes_older_unsigned_ones(queue, make_srpm):
+    old = submit(queue, make_srpm("iterated", "1.0", "1"))
+    older_approved = submit(queue, make_srpm("iterated", "1.0", "2"))
+    new = submit(queue, make_srpm("iterated", "1.0", "10"))
+    run_once(queue)
+    assert queue("approve", older_approved[:7], user=BOB).code == 0
+    run_once(queue)
+    assert show(queue, old)["state"] == "superseded"  # 1.0-2 approved beats the built 1.0-1
+    assert show(queue, new)["state"] == "built"  # newer, but not approved: it replaces nothing yet
+    assert queue("approve", new[:7], user=BOB).code == 0
+    run_once(queue)
+    shown = show(queue, older_approved)
+    assert shown["state"] == "superseded" and "iterated-1.0-10" in shown["events"][-1]["reason"]
+    assert show(queue, new)["state"] == "needsign"
+
+
+def test_a_target_that_keeps_every_iteration_supersedes_nothing(queue, make_srpm):
+    arch = os.uname().machine
+    assert queue("target", "add", "keepall", "--arch", arch, "--no-supersede").code == 0
+    old = submit(queue, make_srpm("kept", "1.0", "1"), "--target", "keepall")
+    new = submit(queue, make_srpm("kept", "1.0", "2"), "--target", "keepall")
+    run_once(queue)
+    assert queue("approve", new[:7], user=BOB).code == 0
+    run_once(queue)
+    assert show(queue, old)["state"] == "built"
