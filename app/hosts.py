@@ -16,7 +16,6 @@ import fcntl
 import json
 import os
 import socket
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -29,7 +28,7 @@ from app.errors import SluiceError
 from app.index import Filters, Index
 from app.model import Op, State, clean_text, timestamp
 from app.waits import alive
-from backends.base import BuildTool, Snapshot, Transport
+from backends.base import BuildTool, Snapshot, Transport, write_atomic
 
 MIN_FREE_GB = 5
 # Is a process of group $1 a build of task folder $2? (its environment says so)
@@ -193,10 +192,6 @@ class Leftovers:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             with self.lock, open(self.path + ".lock", "a") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
-                entries = edit(self._read())
-                fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".leftovers-")
-                with os.fdopen(fd, "w") as out:
-                    json.dump(entries, out)
-                os.replace(tmp, self.path)
+                write_atomic(self.path, json.dumps(edit(self._read())).encode())
         except OSError:
             pass  # see the class docstring

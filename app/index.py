@@ -257,9 +257,12 @@ class Index:
             f"HAVING sum(state IN ({marks_u})) > 0 AND sum(state IN ({marks_a})) > 0 AND count(*) > 1",
             (*unsigned, *approved)))
 
-    def of_package(self, target: str, package: str) -> list[str]:
+    def of_package(self, target: str, package: str, states: Sequence[str]) -> list[str]:
+        """The builds of `package` for `target` in one of `states`, oldest first."""
+        marks = ",".join("?" * len(states))
         return [r[0] for r in self.db.execute(
-            "SELECT id FROM builds WHERE target = ? AND package = ? ORDER BY created, id", (target, package))]
+            f"SELECT id FROM builds WHERE target = ? AND package = ? AND state IN ({marks}) ORDER BY created, id",
+            (target, package, *states))]
 
     def count(self) -> int:
         return self.db.execute("SELECT count(*) FROM builds").fetchone()[0]

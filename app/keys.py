@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from app import audit, builds
 from app.errors import BadInput, NotPermitted, StateConflict, UsageError
 from app.targets import target_path
-from backends.base import Change, KeyInfo, Keyring, Person, Snapshot, StateStore
+from backends.base import Change, KeyInfo, Keyring, Person, Snapshot, StateStore, write_atomic
 
 WARN_DAYS = 30
 EXPIRES = re.compile(r"0|[1-9][0-9]{0,4}[dwmy]?")
@@ -126,11 +126,7 @@ class Keys:
         folder = os.path.join(self.repos, target)
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, key_file_name(target))
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(self.keyring.export(key.fingerprint))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        write_atomic(path, self.keyring.export(key.fingerprint))
         return path
 
 

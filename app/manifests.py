@@ -17,14 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import BadInput
-from app.model import NAME
+from app.model import FINGERPRINT, NAME, SHA256
+from app.tasks import safe_name
 from backends.base import Snapshot
 
-REPOS = ("testing", "stable")
 PATH = re.compile(rf"repos/({NAME.pattern})/(testing|stable)/manifests/([0-9]{{8}})-([0-9a-f]{{8}})\.json")
-_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+~^-]*\.rpm")
-_SHA = re.compile(r"[0-9a-f]{64}")
-_FPR = re.compile(r"[0-9A-F]{40}")
 
 
 @dataclass(frozen=True, order=True)
@@ -49,15 +46,11 @@ class Manifest:
     key: str
     actor: str
     time: str
-    path: str = ""
 
     def encode(self) -> bytes:
         doc = {"target": self.target, "repo": self.repo, "number": self.number, "key": self.key,
                "actor": self.actor, "time": self.time, "packages": [p.to_json() for p in self.packages]}
         return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
-
-    def files(self) -> dict[str, str]:
-        return {p.name: p.sha256 for p in self.packages}
 
 
 def folder(target: str, repo: str) -> str:
@@ -79,20 +72,20 @@ def parse(path: str, data: bytes) -> Manifest:
         doc = json.loads(data)
         packages = tuple(_package(p) for p in doc["packages"])
         manifest = Manifest(doc["target"], doc["repo"], doc["number"], packages, doc["key"], doc["actor"],
-                            doc["time"], path)
+                            doc["time"])
     except (ValueError, KeyError, TypeError) as exc:
         raise BadInput(f"{path} is not a valid manifest: {exc}") from exc
     if (manifest.target, manifest.repo, manifest.number) != (match.group(1), match.group(2), int(match.group(3))):
         raise BadInput(f"{path} names another repo or number than its path")
-    if len({p.name for p in packages}) != len(packages) or not _FPR.fullmatch(str(manifest.key)):
+    if len({p.name for p in packages}) != len(packages) or not FINGERPRINT.fullmatch(str(manifest.key)):
         raise BadInput(f"{path} lists a file twice or has no valid key")
     return manifest
 
 
 def _package(doc: Any) -> Package:
     package = Package(doc["name"], doc["nevra"], doc["sha256"], doc["signed_by"], doc["build"])
-    if not (_FILE.fullmatch(package.name) and ".." not in package.name and _SHA.fullmatch(package.sha256)
-            and _FPR.fullmatch(package.signed_by) and isinstance(package.nevra, str)
+    if not (safe_name(package.name) and package.name.endswith(".rpm") and SHA256.fullmatch(package.sha256)
+            and FINGERPRINT.fullmatch(package.signed_by) and isinstance(package.nevra, str)
             and isinstance(package.build, str)):
         raise ValueError(f"bad package entry {package.name!r}")
     return package

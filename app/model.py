@@ -56,6 +56,8 @@ class Op(enum.StrEnum):
 
 _STATES = frozenset(str(s) for s in State)
 HEX_ID = re.compile(r"[0-9a-f]{40}")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+FINGERPRINT = re.compile(r"[0-9A-F]{40}|[0-9A-F]{64}")  # an OpenPGP v4 or v5 key
 REPLICA = re.compile(r"[0-9a-z]{4,32}")
 EVENT_ID = re.compile(r"(\d{8})-([0-9a-z]{4,32})-([0-9a-f]{8})")
 ARCH = re.compile(r"[A-Za-z0-9_]{1,32}")

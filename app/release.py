@@ -19,14 +19,14 @@ from typing import Callable
 
 from app import audit, builds, evr, manifests, tasks
 from app.actions import Action
-from app.errors import BadInput, BackendError, NotPermitted, StateConflict, UsageError
+from app.errors import BadInput, BackendError, NotPermitted, SluiceError, StateConflict, UsageError
 from app.index import Filters, Index
 from app.keys import Keys, TargetKey
 from app.lifecycle import BuildView
 from app.manifests import Manifest, Package
 from app.model import Op, State, timestamp
 from app.queue import Queue
-from backends.base import ArtifactStore, Change, PackageReader, Person, Publisher, Snapshot
+from backends.base import ArtifactStore, Change, Person, Publisher, Snapshot, write_atomic
 
 STAGES = {"testing": (State.TESTING, State.TESTED), "stable": (State.STABLE,)}
 PUSH = {"testing": Op.PUSH_TESTING, "stable": Op.PUSH_STABLE}
@@ -40,11 +40,9 @@ def repo_dir(root: str, target: str, stage: str) -> str:
 
 class Releases:
     def __init__(self, queue: Queue, index: Index, keys: Keys, publisher: Publisher, artifacts: ArtifactStore,
-                 reader: PackageReader, root: str, note: Callable[[str], None] = lambda line: None) -> None:
+                 root: str, note: Callable[[str], None] = lambda line: None) -> None:
         self.queue, self.index, self.keys, self.publisher = queue, index, keys, publisher
-        self.artifacts, self.reader, self.root, self.note = artifacts, reader, root, note
-        self._nevra: dict[str, str] = {}
-        self.lines: list[str] = []  # what the last push published
+        self.artifacts, self.root, self.note = artifacts, root, note
 
     @property
     def store(self):
@@ -73,25 +71,29 @@ class Releases:
             self._never_older(snap, members)
         targets = sorted({m.record.target for m in members})
         phrases = self._ready(targets, passphrase, members)
+        for target in targets:  # what is in the repos already must be publishable here too
+            for stage in STAGES:
+                self.wanted(snap, target, stage)
         done: list[BuildView] = []
-        for group in groups.values():
-            done += self.queue.perform(Action(op, group[0].id))
         try:
-            self.lines = self._publish(targets, phrases)
-        except BackendError as exc:
-            raise BackendError(f"pushed, but publishing failed: {exc.message}",
-                               f"{exc.hint}; then run `sluice publish` to bring the repos up to the queue",
-                               command=exc.command, status=exc.status, output=exc.output) from exc
+            for group in groups.values():
+                done += self.queue.perform(Action(op, group[0].id))
+            for line in self._publish(targets, phrases):
+                self.note(line)
+        except (SluiceError, OSError) as exc:
+            if not done:
+                raise
+            pushed = ", ".join(v.record.short for v in done)
+            raise BackendError(f"pushed {pushed} to {stage}, but then: {exc}",
+                               "the push stands; run `sluice publish` to bring the repos up to the queue") from exc
         return done
 
     def _never_older(self, snap: Snapshot, members: list[BuildView]) -> None:
         self.index.refresh(snap)
         for member in members:
             rec = member.record
-            for row in self.index.rows(Filters(states=(str(State.STABLE),), target=rec.target)):
-                if row["package"] != rec.package:
-                    continue
-                have = builds.load_build(snap, row["id"]).record
+            for build_id in self.index.of_package(rec.target, rec.package, (str(State.STABLE),)):
+                have = builds.load_build(snap, build_id).record
                 if evr.compare((rec.epoch, rec.version, rec.release), (have.epoch, have.version, have.release)) < 0:
                     raise StateConflict(
                         f"{rec.nevr} ({rec.short}) is older than {have.nevr} ({have.short}), which the stable "
@@ -165,14 +167,14 @@ class Releases:
         for row in self.index.rows(Filters(states=tuple(map(str, STAGES[stage])), target=target)):
             if row["scratch"]:
                 continue
-            for artifact in self._signed_rpms(builds.load_build(snap, row["id"])):
-                found.setdefault(artifact.name, Package(artifact.name, self._nevra_of(artifact.sha256),
+            view = builds.load_build(snap, row["id"])
+            for artifact in self._signed_rpms(view):
+                found.setdefault(artifact.name, Package(artifact.name, nevra(artifact.name, view.record.epoch),
                                                         artifact.sha256, artifact.signed_by, row["id"]))
         return tuple(sorted(found.values()))
 
     def _signed_rpms(self, view: BuildView) -> list[tasks.Artifact]:
-        rpms = [a for a in tasks.artifacts(view) if a.arch != "src" and a.name.endswith(".rpm")
-                and not a.name.endswith(".src.rpm")]
+        rpms = tasks.rpms(view, signed=True)
         for artifact in rpms:
             if not artifact.signed_by:
                 raise BadInput(f"{artifact.name} of {view.record.nvr} ({view.record.short}) is not signed; "
@@ -183,13 +185,6 @@ class Releases:
                                "publish on the machine that signed it, or copy its artifact store here")
         return rpms
 
-    def _nevra_of(self, sha256: str) -> str:
-        if sha256 not in self._nevra:
-            p = self.reader.read_binary(self.artifacts.path(sha256))
-            epoch = f"{p.epoch}:" if p.epoch else ""
-            self._nevra[sha256] = f"{p.name}-{epoch}{p.version}-{p.release}.{p.arch}"
-        return self._nevra[sha256]
-
     def _publish_repo(self, target: str, stage: str, packages: tuple[Package, ...], key: TargetKey,
                       phrase: str | None) -> str | None:
         folder = repo_dir(self.root, target, stage)
@@ -198,7 +193,7 @@ class Releases:
         if result.changed or not os.path.exists(repomd + ".asc"):
             with open(repomd, "rb") as f:
                 signature = self.keys.keyring.sign_detached(key.fingerprint, f.read(), phrase)
-            _write_atomic(repomd + ".asc", signature)
+            write_atomic(repomd + ".asc", signature)
         written = self._record(target, stage, packages, key.fingerprint)
         if written is None and not result.changed:
             return None
@@ -212,7 +207,7 @@ class Releases:
         def plan(snap: Snapshot) -> Change:
             last = manifests.latest(snap, target, stage)
             if (last.packages if last else ()) == packages:  # no manifest yet: an empty repo
-                raise _Same()  # another publisher wrote it meanwhile
+                raise _Same()
             manifest = Manifest(target, stage, (last.number + 1) if last else 1, packages, key,
                                 self.actor.email, timestamp())
             data = manifest.encode()
@@ -222,9 +217,6 @@ class Releases:
                                  [("Op", "publish"), ("Target", target), ("Repo", stage),
                                   ("Manifest", path.rsplit("/", 1)[1]), ("Actor", self.actor.email)])
             return Change({path: data}, text, self.actor)
-        last = manifests.latest(self.store.snapshot(), target, stage)
-        if (last.packages if last else ()) == packages:  # no manifest yet: an empty repo
-            return None
         try:
             self.store.update(plan)
         except _Same:
@@ -249,9 +241,9 @@ def _check_writable(folder: str) -> None:
                        "writable folder") from exc
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+def nevra(name: str, epoch: int | None) -> str:
+    """A result's NEVRA from its file name, which import made sure is its
+    header's N-V-R.A (so publishing reads no RPM)."""
+    nvr, arch = name[:-len(".rpm")].rsplit(".", 1)
+    package, version, release = nvr.rsplit("-", 2)
+    return f"{package}-{epoch}:{version}-{release}.{arch}" if epoch else f"{nvr}.{arch}"

@@ -32,7 +32,8 @@ def due(index: Index, snap: Snapshot) -> Iterator[tuple[BuildView, BuildView]]:
         try:
             if not builds.load_target(snap, target).supersede:
                 continue
-            views = [builds.load_build(snap, i) for i in index.of_package(target, package)]
+            views = [builds.load_build(snap, i)
+                     for i in index.of_package(target, package, tuple(map(str, UNSIGNED + APPROVED)))]
         except SluiceError:
             continue  # an unreadable target or build is reported by the index, not here
         views = [v for v in views if not v.record.scratch and not v.contested]

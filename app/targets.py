@@ -12,12 +12,11 @@ from typing import Mapping, Sequence
 
 from app import tomlfile
 from app.errors import BadInput, ConfigError, UsageError
-from app.model import ARCH, NAME
+from app.model import ARCH, FINGERPRINT, NAME
 from backends.base import SourcePackage
 
 TARGETS_DIR = "config/targets"
 _KEYS = {"arches", "mock_config", "dist_tag", "external_repo", "supersede", "signing_key"}
-FINGERPRINT = re.compile(r"[0-9A-F]{40}|[0-9A-F]{64}")
 _URL = re.compile(r"(https?|file)://\S+")
 
 

@@ -22,13 +22,11 @@ import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from app.model import ARCH, Op, clean_text
+from app.model import ARCH, FINGERPRINT, SHA256, Op, clean_text
 
 if TYPE_CHECKING:
     from app.lifecycle import BuildView
 
-SHA256 = re.compile(r"[0-9a-f]{64}")
-FINGERPRINT = re.compile(r"[0-9A-F]{40}|[0-9A-F]{64}")
 # What a result file may be called: a plain name, never a path.
 RESULT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~^-]{0,254}")
 
@@ -198,10 +196,11 @@ def parse_artifacts(value: Any) -> list[Artifact]:
     return found
 
 
-def rpms(view: "BuildView") -> list[Artifact]:
-    """The binary RPMs of a built build: what its buildroot repo gets (as
-    built: every builder has these, only the signer's machine has the signed ones)."""
-    return [a for a in artifacts(view, signed=False) if a.arch != "src" and a.name.endswith(".rpm")
+def rpms(view: "BuildView", signed: bool = False) -> list[Artifact]:
+    """The binary RPMs of a built build: as built (what its buildroot repo
+    gets; every builder machine has these), or as signed (what testing and
+    stable get; only the signer's machine has them)."""
+    return [a for a in artifacts(view, signed=signed) if a.arch != "src" and a.name.endswith(".rpm")
             and not a.name.endswith(".src.rpm")]
 
 

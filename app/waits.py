@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
@@ -25,6 +24,7 @@ from app.builders import RunnerSettings
 from app.errors import ConfigError, SluiceError
 from app.lifecycle import BuildView
 from app.model import State
+from backends.base import write_atomic
 
 STATUS_FILE = "runner.json"
 STALE_SECONDS = 30.0
@@ -38,10 +38,8 @@ def status_path(index_dir: str) -> str:
 def write_status(path: str, doc: Mapping[str, Any]) -> None:
     """Replace the status file in one step (readers never see half of it)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".runner-")
-    with os.fdopen(fd, "w") as out:
-        json.dump({**doc, "pid": os.getpid(), "hostname": socket.gethostname(), "written": time.time()}, out)
-    os.replace(tmp, path)
+    stamped = {**doc, "pid": os.getpid(), "hostname": socket.gethostname(), "written": time.time()}
+    write_atomic(path, json.dumps(stamped).encode())
 
 
 def read_status(path: str) -> dict[str, Any] | None:

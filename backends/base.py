@@ -11,6 +11,8 @@ tree is drawn once, in `app/errors.py`.
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
@@ -175,6 +177,23 @@ class Merger(Protocol):
 
 
 # ------------------------------------------------------------------ artifacts
+
+def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Replace `path` with `data` in one step: a reader sees the old file or
+    the new one, never half of it; a failed write leaves no temporary file."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=f".{os.path.basename(path)}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
 
 def sha256_file(path: str, chunk: int = 1 << 20) -> str:
     """The sha256 of a file's bytes: the one way sluice names and checks files."""

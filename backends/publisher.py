@@ -35,7 +35,7 @@ import subprocess
 import tempfile
 from typing import Mapping
 
-from backends.base import ArtifactStore, BackendError, BadInput, Published, sha256_file
+from backends.base import ArtifactStore, BackendError, BadInput, Published, sha256_file, write_atomic
 
 CREATEREPO = "createrepo_c"
 # gz everywhere and no sqlite: readable by dnf on Debian 12 and on Fedora/EL.
@@ -98,7 +98,7 @@ class CreaterepoPublisher:
         # A replaced name may keep its size and mtime second, which is all
         # --update compares: rebuild every package's metadata then.
         self._createrepo(repo_dir, sorted(wanted), incremental=has_metadata and not replaced)
-        _write_atomic(os.path.join(repo_dir, _MARKER), marker)
+        write_atomic(os.path.join(repo_dir, _MARKER), marker.encode())
         for name in unwanted:
             _unlink(os.path.join(repo_dir, name))
         return Published(tuple(added), tuple(unwanted), True)
@@ -235,13 +235,6 @@ def _read(path: str) -> str | None:
             return handle.read()
     except FileNotFoundError:
         return None
-
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def _unlink(path: str) -> None:

@@ -231,3 +231,9 @@ def test_publishing_needs_a_signer_or_admin_and_changes_nothing_otherwise(releas
     assert first.out.splitlines() == ["testing default: 0 packages (+0 -0)", "stable default: 0 packages (+0 -0)"]
     assert (repos(isolated) / "stable/repodata/repomd.xml.asc").exists() and tree_files(store) == before
     assert release("publish", user=CAROL).out.strip() == "the repos already match the queue"
+
+
+def test_nevra_comes_from_the_checked_file_name_and_the_build_epoch():
+    from app.release import nevra
+    assert nevra("foo-doc-1.0~rc1-3.fc41.noarch.rpm", None) == "foo-doc-1.0~rc1-3.fc41.noarch"
+    assert nevra("foo-1.0-3.x86_64.rpm", 2) == "foo-2:1.0-3.x86_64"

@@ -79,8 +79,7 @@ class Context:
     @cached_property
     def releases(self) -> Releases:
         b = self.backends
-        return Releases(self.queue, self.index, self.keys, b.publisher, b.artifacts, b.reader, self.paths.repos,
-                        self.note)
+        return Releases(self.queue, self.index, self.keys, b.publisher, b.artifacts, self.paths.repos, self.note)
 
     @cached_property
     def admin(self) -> Admin:

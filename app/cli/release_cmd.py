@@ -36,8 +36,6 @@ def _passphrase(args: argparse.Namespace):
 def push_builds(ctx: Context, args: argparse.Namespace) -> int:
     ctx.ready()
     views = ctx.releases.push(args.stage, args.ids, _passphrase(args))
-    for line in ctx.releases.lines:
-        ctx.note(line)
     if ctx.json:
         ctx.emit([v.summary() for v in views])
     else:
