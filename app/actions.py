@@ -20,6 +20,9 @@ COMMANDS: dict[Op, tuple[str, ...]] = {
     Op.MARK_TESTED: ("mark-tested",), Op.PUSH_STABLE: ("push", "stable"), Op.RESOLVE: ("resolve",),
 }
 NEEDS_REASON = frozenset({Op.HOLD, Op.WITHDRAW})
+# Ops that take something away or release something for good: the CLI and
+# the cockpit ask first, and the answer they offer is No.
+DESTRUCTIVE = frozenset({Op.CANCEL, Op.WITHDRAW, Op.SIGN, Op.PUSH_TESTING, Op.PUSH_STABLE})
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ arrive from other clones, so their readers check every field and raise
 """
 from __future__ import annotations
 
+import calendar
 import enum
 import hashlib
 import json
@@ -69,6 +70,14 @@ def timestamp(now: float | None = None) -> str:
     """UTC with milliseconds, so that builds sort newest first even within a second."""
     t = time.time() if now is None else now
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+def parse_timestamp(stamp: Any) -> float | None:
+    """Seconds since the epoch of a `timestamp()` (whole seconds), or None."""
+    try:
+        return float(calendar.timegm(time.strptime(str(stamp)[:19], "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return None
 
 
 def canonical(obj: Any) -> bytes:

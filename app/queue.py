@@ -68,12 +68,14 @@ class Queue:
         finish with no `dst` leads where its task changes take the build)."""
         return self._apply(build, op, reason=reason, dst=dst, arch=arch, data=data)[0]
 
-    def check(self, build: str, op: Op) -> list[BuildView]:
+    def check(self, build: str, op: Op, **how: Any) -> list[BuildView]:
         """The builds `op` on `build` would act on (its whole batch for batch
-        ops), as they fold now; raises what `perform` would, writing nothing.
-        For work that must happen before the event (signing)."""
+        ops), as they fold now; raises what `perform` or `record` with the
+        same `how` (reason, dst, data) would, writing nothing. For work that
+        must happen before the event (signing, rescue) and for the cockpit,
+        which must know before it asks for a reason or a confirmation."""
         snap = self.store.snapshot()
-        return [member for member, _ in self._plan(snap, build, op, {}, None)]
+        return [member for member, _ in self._plan(snap, build, op, how, None)]
 
     def record_each(self, build: str, op: Op, data: Mapping[str, Mapping[str, Any]]) -> list[BuildView]:
         """Write `op` on `build` (its whole batch for batch ops) in one commit,

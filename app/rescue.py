@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-from app import attempt, builds, lifecycle, tasks
+from app import attempt, tasks
 from app.attempt import ImportProblem
 from app.builders import Builder, RunnerSettings
 from app.errors import BackendError, NotFound, SluiceError, StateConflict
 from app.lifecycle import BuildView
 from app.model import Op, State
-from app.queue import Queue, make_event
+from app.queue import Queue
 from backends.base import ArtifactStore, PackageReader, Progress, Transport
 
 
@@ -28,8 +28,7 @@ def rescue(queue: Queue, build: str, settings: RunnerSettings, connect: Callable
         raise StateConflict(f"cannot rescue {view.record.nvr} ({view.record.short}): it is {view.state}",
                             "rescue is for builds whose results could not be imported")
     # refuse early (permission, state) with the same check the write makes
-    probe = make_event(view, Op.RESCUE, queue.actor.email, queue.store.replica, data=rescue_data(view))
-    lifecycle.check(view, view.record, probe, builds.load_policy(queue.store.snapshot()))
+    queue.check(view.id, Op.RESCUE, data=rescue_data(view))
     found, logs, built, done = [], {}, {}, []
     try:
         for arch, state in view.tasks.items():

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from app import tasks
-from app.errors import BackendError, BadInput, StateConflict, UsageError
+from app.errors import BackendError, BadInput, NotPermitted, StateConflict, UsageError
 from app.index import Filters, Index
 from app.keys import Keys, TargetKey
 from app.lifecycle import BuildView
@@ -50,20 +50,25 @@ class Signing:
         if every:
             self.index.refresh()
             ids = [row["id"] for row in self.index.rows(Filters(states=(str(State.NEEDSIGN),)))]
-            ids = [i for i in ids if Op.SIGN in self.queue.allowed(self.queue.view(i))]
         elif not ids:
             raise UsageError("name the builds to sign", "sluice sign ID… or sluice sign --all")
         groups: dict[frozenset[str], Group] = {}
         self.skipped: list[str] = []
+        refused: list[NotPermitted] = []
         for build in ids:
             try:
                 group = Group(tuple(self.queue.check(build, Op.SIGN)))
-            except StateConflict as exc:
+            except (StateConflict, NotPermitted) as exc:
                 if not every:
                     raise
-                self.skipped.append(exc.message)  # --all signs what is ready, says what is not
+                if isinstance(exc, NotPermitted):  # --all signs what this signer may sign
+                    refused.append(exc)
+                else:
+                    self.skipped.append(exc.message)  # --all signs what is ready, says what is not
                 continue
             groups.setdefault(group.ids, group)
+        if refused and not groups:
+            raise refused[0]  # nothing this user may sign: say why, never "nothing to sign"
         return list(groups.values())
 
     def sign(self, groups: list[Group], passphrase: Passphrase) -> list[BuildView]:

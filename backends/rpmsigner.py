@@ -30,7 +30,7 @@ class RpmSigner:
 
     def sign(self, paths: Sequence[str], fingerprint: str, passphrase: str | None) -> None:
         prepare_home(self.home)
-        secret = tempfile.mkdtemp(prefix="sluice-sign-")  # 0700
+        secret = tempfile.mkdtemp(prefix=".sign-", dir=self.home)  # 0700, in sluice's own 0700 GnuPG home
         try:
             defines = {"_gpg_name": fingerprint, "__gpg": gpg_binary(), "_gpg_path": self.home}
             if passphrase is not None:

@@ -9,8 +9,6 @@ performed by `Queue.perform`, exactly as the CLI does it.
 """
 from __future__ import annotations
 
-import calendar
-import time
 from typing import Any, Callable, Sequence
 
 from rich.markup import escape
@@ -24,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from app import cockpit
-from app.actions import NEEDS_REASON, Action
+from app.actions import DESTRUCTIVE, NEEDS_REASON, Action
 from app.cli import render
 from app.cli.transition_cmd import TRANSITIONS
 from app.errors import SluiceError
@@ -34,7 +32,7 @@ from screens import states
 from screens.dialogs import Choose, Confirm, Reason
 from screens.workers import ReportsWorkerErrors
 
-VERBS = {op: verb for op, _, verb, _ in TRANSITIONS} | {Op.RESOLVE: "resolved"}
+VERBS = {op: verb for op, _, verb in TRANSITIONS} | {Op.RESOLVE: "resolved"}
 
 
 def key_action(op: Op) -> str:
@@ -168,7 +166,7 @@ class BuildScreen(ReportsWorkerErrors, Screen):
 
     def _confirm(self, op: Op, reason: str, to: str | None = None) -> None:
         action = Action(op, self.build_id, reason, State(to) if to else None)
-        if op not in cockpit.DESTRUCTIVE:
+        if op not in DESTRUCTIVE:
             self._perform(action)
             return
         name = f"{self.view.record.nvr} ({self.view.record.short})"
@@ -235,13 +233,8 @@ def summary(d: dict) -> Table:
                             f"{d.get('updated', '')[:19].replace('T', ' ')}")
     if d.get("after"):
         grid.add_row("after", d["after"][:7])
-    waiting = d.get("waiting") or d.get("waits")
-    if isinstance(waiting, dict):  # arch -> why, as `show --json` has it
-        for n, (arch, why) in enumerate(sorted(waiting.items())):
-            grid.add_row("waiting" if n == 0 else "", Text(f"{arch} because {why}", style="yellow"))
-    elif waiting:
-        text = waiting if isinstance(waiting, str) else "; ".join(map(str, waiting))
-        grid.add_row("waiting", Text(f"because {text}", style="yellow"))
+    for n, (arch, why) in enumerate(sorted((d.get("waiting") or {}).items())):  # arch -> why
+        grid.add_row("waiting" if n == 0 else "", Text(f"{arch} because {why}", style="yellow"))
     return grid
 
 
@@ -251,35 +244,18 @@ def tasks_table(tasks: Sequence[dict]) -> Table:
         table.add_column(name, no_wrap=name != "host")
     for t in tasks:
         attempts = t.get("attempts") or []
-        host = t.get("host") or next((a.get("host") for a in reversed(attempts)
-                                      if isinstance(a, dict) and a.get("host")), None)
-        table.add_row(t.get("arch", "?"), states.text(t.get("state", "?")), escape(str(host or "—")),
+        table.add_row(t.get("arch", "?"), states.text(t.get("state", "?")), escape(str(t.get("host") or "—")),
                       str(len(attempts)), _took(attempts))
     return table
 
 
 def _took(attempts: Sequence[dict]) -> str:
-    """How long the last attempt took (or has been running), from whichever
-    of `seconds` or `start`/`end` timestamps the builders record."""
-    for a in reversed(attempts):
-        if not isinstance(a, dict):
-            continue
-        if isinstance(a.get("seconds"), (int, float)):
-            return f"{int(a['seconds'])}s"
-        start, end = _when(a.get("start")), _when(a.get("end"))
-        if start is not None:
-            running = "" if end is not None else "+"
-            return f"{int((end if end is not None else time.time()) - start)}s{running}"
-    return "—"
-
-
-def _when(stamp: object) -> float | None:
-    if not isinstance(stamp, str):
-        return None
-    try:
-        return calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
-    except ValueError:
-        return None
+    """How long the last attempt took, or has run so far (+)."""
+    if not attempts:
+        return "—"
+    last = attempts[-1]
+    took = render.duration(last.get("started", ""), last.get("ended"))
+    return took if last.get("ended") else f"{took}+"
 
 
 def artifacts_table(artifacts: Sequence[dict]) -> Table:

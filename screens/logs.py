@@ -96,7 +96,13 @@ class LogScreen(ReportsWorkerErrors, Screen):
         """Read the file as it grows; hand lines over in ~50 ms batches."""
         offset, worker, me = 0, self.app.call_from_thread, get_current_worker()
         while not me.is_cancelled:
-            lines, offset = tasklog.follow(ref.path, offset)
+            try:
+                lines, offset = tasklog.follow(ref.path, offset)
+            except FileNotFoundError:  # the attempt ended: its output is stored now, the live file gone
+                ref = self.app.services.stored_log(ref)
+                if ref is None:
+                    break
+                continue
             if lines:
                 worker(self._write, lines)
             elif not ref.live:

@@ -15,7 +15,7 @@ from typing import Callable
 from app import keymap, tasklog, waits
 from app.actions import Action
 from app.builders import RunnerSettings
-from app.errors import NotAvailable
+from app.errors import NotAvailable, SluiceError
 from app.index import Index
 from app.lifecycle import BuildView
 from app.model import Op
@@ -54,6 +54,17 @@ class Services:
     def find_log(self, detail: dict, arch: str, kind: str) -> tasklog.LogRef | None:
         """The seam to the builders' logs (see app/tasklog.py)."""
         return tasklog.locate(detail, arch, kind, self.artifact_path, self.live_root)
+
+    def stored_log(self, live: tasklog.LogRef) -> tasklog.LogRef | None:
+        """The stored copy of a live log whose attempt has ended (the same
+        bytes, so a reader goes on from where it was), or None."""
+        try:
+            with self.lock:
+                detail = self.queue.view(live.build).detail()
+        except SluiceError:
+            return None
+        found = self.find_log(detail, live.arch, live.kind)
+        return found if found is not None and not found.live else None
 
     def runner_status(self) -> dict | None:
         """What the live runner on this machine last wrote, or None."""

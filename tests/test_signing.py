@@ -171,6 +171,8 @@ def test_who_may_sign_and_what(queue, make_srpm):
     assert not_ready.code == 4 and "it is built" in not_ready.err
     both = queue("sign", first[:7], second[:7], user=CAROL)  # all named builds are checked first
     assert both.code == 4 and queue("--json", "show", first).json["state"] == "needsign"
+    not_signer_all = queue("sign", "--all", user=BOB)  # never "nothing to sign" for someone who may not
+    assert not_signer_all.code == 3 and "signer" in not_signer_all.err
     everything = queue("--json", "sign", "--all", user=CAROL)
     assert everything.code == 0 and [v["id"] for v in everything.json] == [first]
 

@@ -160,3 +160,22 @@ def test_the_seam_reads_detail_and_follows_whole_lines(tmp_path):
     lines, offset = tasklog.follow(str(live))
     assert lines == ["a", "b"] and offset == 4
     assert tasklog.follow(str(live), offset) == ([], 4)
+
+
+def test_a_live_log_removed_when_its_attempt_ends_ends_the_stream_quietly(clone, tmp_path):
+    path = tmp_path / "build.log"
+    path.write_text("starting\n")
+    app = cockpit(clone)
+    ref = LogRef("ab" * 20, "x86_64", "output", str(path), live=True)
+
+    async def script(pilot):
+        app.push_screen(LogScreen({"id": "ab" * 20, "tasks": [{"arch": "x86_64"}]}, ref))
+        await pilot.pause(0.3)
+        path.unlink()  # what the runner does once the output is stored
+        for _ in range(60):
+            await asyncio.sleep(0.05)
+            if app.screen.done:
+                break
+        assert app.screen.done and list(app.screen.query_one(Log).lines) == ["starting"]
+        assert not [n for n in app._notifications if "internal error" in str(n.message)]
+    drive(app, script)

@@ -1,19 +1,17 @@
 """Plain-text renderings of builds for the terminal (JSON needs none)."""
 from __future__ import annotations
 
-import calendar
 import time
 from typing import Iterable, Mapping, Sequence
 
 from app import tasks
 from app.lifecycle import BuildView
-from app.model import Op
+from app.model import Op, parse_timestamp
 
 
 def age(stamp: str, now: float | None = None) -> str:
-    try:
-        then = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
-    except ValueError:
+    then = parse_timestamp(stamp)
+    if then is None:
         return "?"
     seconds = max(0, int((now or time.time()) - then))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -41,13 +39,12 @@ def transition(view: BuildView, verb: str) -> str:
     return f"{verb} {view.record.nvr} ({view.record.short}): {last.src or 'new'} -> {view.state}"
 
 
-def duration(start: str, end: str) -> str:
-    try:
-        first = calendar.timegm(time.strptime(start[:19], "%Y-%m-%dT%H:%M:%S"))
-        last = calendar.timegm(time.strptime(end[:19], "%Y-%m-%dT%H:%M:%S"))
-    except ValueError:
+def duration(start: str, end: str | None = None, now: float | None = None) -> str:
+    """How long from `start` to `end` (or to now, while it runs)."""
+    first, last = parse_timestamp(start), parse_timestamp(end) if end else (now or time.time())
+    if first is None or last is None:
         return "?"
-    seconds = max(0, last - first)
+    seconds = int(max(0, last - first))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 

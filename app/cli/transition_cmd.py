@@ -4,44 +4,44 @@ from __future__ import annotations
 
 import argparse
 
-from app.actions import NEEDS_REASON, Action
+from app.actions import DESTRUCTIVE, NEEDS_REASON, Action
 from app.cli import render
 from app.cli.context import Context
 from app.model import Op, State
 
-# op, help, past tense for the report, asks for confirmation
+# op, help, past tense for the report
 TRANSITIONS = (
-    (Op.CANCEL, "stop a queued or building build", "cancelled", True),
-    (Op.RESUBMIT, "queue a failed or cancelled build again", "resubmitted", False),
-    (Op.HOLD, "keep a built build from going further", "held", False),
-    (Op.UNHOLD, "release a hold", "unheld", False),
-    (Op.WITHDRAW, "take a build back for good (also from repos)", "withdrew", True),
-    (Op.APPROVE, "send a built build (or its whole batch) to be signed", "approved", False),
-    (Op.MARK_TESTED, "mark a build in testing as good", "marked tested", False),
+    (Op.CANCEL, "stop a queued or building build", "cancelled"),
+    (Op.RESUBMIT, "queue a failed or cancelled build again", "resubmitted"),
+    (Op.HOLD, "keep a built build from going further", "held"),
+    (Op.UNHOLD, "release a hold", "unheld"),
+    (Op.WITHDRAW, "take a build back for good (also from repos)", "withdrew"),
+    (Op.APPROVE, "send a built build (or its whole batch) to be signed", "approved"),
+    (Op.MARK_TESTED, "mark a build in testing as good", "marked tested"),
 )
 
 
 def register(commands, common) -> None:
-    for op, text, verb, confirm in TRANSITIONS:
+    for op, text, verb in TRANSITIONS:
         p = commands.add_parser(str(op), parents=[common], help=text)
         p.add_argument("id", metavar="ID")
         p.add_argument("-m", "--message", default="", metavar="WHY",
                        required=op in NEEDS_REASON, help="why (kept in the event and the commit)")
-        p.set_defaults(handler=transition, op=op, verb=verb, confirm=confirm)
+        p.set_defaults(handler=transition, op=op, verb=verb)
 
     p = commands.add_parser("resolve", parents=[common], help="settle a contested build")
     p.add_argument("id", metavar="ID")
     p.add_argument("--to", required=True, choices=[str(s) for s in State], metavar="STATE",
                    help="the state the build should be in (one of the contending ones)")
     p.add_argument("-m", "--message", default="", metavar="WHY")
-    p.set_defaults(handler=transition, op=Op.RESOLVE, verb="resolved", confirm=False)
+    p.set_defaults(handler=transition, op=Op.RESOLVE, verb="resolved")
 
 
 def transition(ctx: Context, args: argparse.Namespace) -> int:
     ctx.ready()
     to = State(args.to) if args.op is Op.RESOLVE else None
     action = Action(args.op, args.id, args.message, to)
-    if args.confirm:
+    if args.op in DESTRUCTIVE:
         view = ctx.queue.view(args.id)
         ctx.confirm(f"{args.op} {view.record.nvr} ({view.record.short})?")
     views = ctx.queue.perform(action)
