@@ -164,7 +164,6 @@ def _build(job: Job, host: Transport, tool: BuildTool, store: ArtifactStore, tai
              progress(f"upload {job.record.nvr}.src.rpm to {job.builder}"))
     spec = BuildSpec(remote, job.resultdir, job.arch, job.config, job.repos)
     command = ["env", f"{MARKER}={job.taskdir}", *tool.command(spec)]
-    os.makedirs(os.path.dirname(job.live_log), exist_ok=True)
     kept = 0
     with open(job.live_log, "ab") as out:
         process = host.start(command)
@@ -217,12 +216,12 @@ def collect(host: Transport, resultdir: str, record: BuildRecord, arch: str, sto
                 raise ImportProblem(f"{name} from {host.host} does not match its digest: the host said "
                                     f"{digest[:16]}…, the file is {got[:16]}…")
             if name.endswith(".rpm"):
-                artifact = _verified(reader, local, name, record, arch, got)
+                built_for = _verified(reader, local, name, record, arch)
             stored = store.put(local)
             if name.endswith(".log"):
                 logs[name] = stored.sha256
             else:
-                artifacts.append(Artifact(name, artifact.arch, stored.sha256, stored.size))
+                artifacts.append(Artifact(name, built_for, stored.sha256, stored.size))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return artifacts, logs
@@ -244,8 +243,9 @@ def parse_listing(text: str) -> dict[str, str]:
     return found
 
 
-def _verified(reader: PackageReader, path: str, name: str, record: BuildRecord, arch: str,
-              sha256: str) -> Artifact:
+def _verified(reader: PackageReader, path: str, name: str, record: BuildRecord, arch: str) -> str:
+    """The arch an RPM result was built for, once its header proves it is
+    this build's, for this task, under its own name."""
     try:
         package = reader.read_binary(path)
     except BadInput as exc:
@@ -260,7 +260,7 @@ def _verified(reader: PackageReader, path: str, name: str, record: BuildRecord, 
     expected = f"{package.name}-{package.version}-{package.release}.{package.arch}.rpm"
     if name != expected:
         raise ImportProblem(f"{name} is named unlike its header ({expected}): refused")
-    return Artifact(name, package.arch, sha256, package.size)
+    return package.arch
 
 
 def _checked(host: Transport, argv: list[str], what: str) -> None:

@@ -83,9 +83,12 @@ class Host:
 
 def prepare(transport: Transport, builder: Builder, tool: BuildTool) -> str:
     """Check the tool and make the workdir; returns the workdir's absolute path."""
-    if transport.run(tool.probe()).status != 0:
-        raise SluiceError(f"{builder.tool} is not usable on {builder.host}",
-                          f"install {builder.tool} there, or set tool = \"rpmbuild\" for builder {builder.name}")
+    probe = transport.run(tool.probe())
+    if probe.status != 0:
+        said = clean_text(text_of(probe.stderr + probe.stdout).strip(), 300)
+        other = ", or set tool = \"rpmbuild\" for this builder" if builder.tool == "mock" else ""
+        raise SluiceError(f"{builder.tool} is not usable on {builder.host}" + (f": {said}" if said else ""),
+                          f"install {builder.tool} there (builder {builder.name}){other}")
     made = transport.run(["sh", "-c", 'mkdir -p -- "$1" && cd -- "$1" && pwd -P', "sh", builder.workdir])
     if made.status != 0:
         raise SluiceError(f"cannot use workdir {builder.workdir} on {builder.host}: "
@@ -107,7 +110,7 @@ def check(builder: Builder, connect: Callable[[Builder], Transport],
         finally:
             host.close()
     except Exception as exc:  # whatever fails, the check says so and the other builders go on
-        return {"problems": [_said(exc)], "summary": ""}
+        return {"problems": [said(exc)], "summary": ""}
     verified = "host key verified, " if builder.transport == "ssh" else ""
     summary = f"{verified}{builder.tool} found, {free} GB free in {workdir}"
     if free is None:
@@ -127,15 +130,16 @@ def reclaim(index: Index, snap: Snapshot, write: Callable[..., bool]) -> None:
         view = builds.load_build(snap, row["id"])
         found = tasks.attempts(view)
         for arch, state in view.tasks.items():
-            claim = [s.event for s in view.events if s.event.op is Op.START and s.event.arch == arch]
-            runner = str(claim[-1].data.get("attempt", {}).get("runner", "")) if claim else ""
+            runner = found[arch][-1].runner if found.get(arch) else ""
             if state is State.BUILDING and runner.startswith(me) and not alive(runner[len(me):]):
-                doc = {**found[arch][-1].to_json(), "ended": timestamp(), "error": tasks.STOPPED[1]}
+                doc = {**found[arch][-1].to_json(), "ended": timestamp(), "error": tasks.STOPPED[1],
+                       "given_back": True}
                 write(view.id, Op.FINISH, arch=arch, reason=tasks.STOPPED[1],
                       data={"tasks": {arch: str(State.QUEUED)}, "attempt": doc})
 
 
-def _said(exc: Exception) -> str:
+def said(exc: Exception) -> str:
+    """An error as the user reads it (a bug shows its type)."""
     return str(exc) if isinstance(exc, SluiceError) else f"{type(exc).__name__}: {exc}"
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
+from app import tasks
 from app.errors import Contested, NotPermitted, StateConflict, UsageError
 from app.model import BuildRecord, Event, Op, State, StoredEvent
 from app.policy import Policy
@@ -99,7 +100,6 @@ class BuildView:
 
     def detail(self) -> dict:
         """`show --json`: the summary plus events, tasks (with attempts) and artifacts."""
-        from app import tasks  # reads this view's events; imports nothing of ours back
         r = self.record
         attempts = tasks.attempts(self)
         return {**self.summary(), "epoch": r.epoch, "version": r.version, "release": r.release,

@@ -78,6 +78,7 @@ class Runner:
         self.dirty = True  # something happened that may let a task start
         self._looked = 0.0
         self._status: tuple[str, float] = ("", 0.0)
+        self._status_failed = False
 
     # ------------------------------------------------------------ the loop
 
@@ -168,7 +169,7 @@ class Runner:
         try:
             dep = builds.load_build(snap, view.record.after)
         except NotFound:
-            return f"waiting for build {view.record.after[:7]}, which this clone does not have (sync first)"
+            return waits.missing_dep(view.record.after)
         if dep.state in NEVER or dep.record.scratch:
             why = "a scratch build" if dep.record.scratch else str(dep.state)
             self._write(view.id, Op.CANCEL, reason=f"build {dep.record.short} ({dep.record.nvr}) it comes "
@@ -272,7 +273,8 @@ class Runner:
             self.note(f"cancelled {name}: killed the build on {host.builder.name}")
             self._forget(job)
             return False
-        if result is State.CANCELLED:
+        given_back = result is State.CANCELLED
+        if given_back:
             result, error = State.QUEUED, tasks.STOPPED[0]
         if outcome.lost and host.transport is job.transport and host.state is HostState.UP:
             self._down(host, error)
@@ -280,7 +282,7 @@ class Runner:
             result, error = State.FAILED, f"gave up after {job.tries} attempts: {error}"
         doc = {"n": job.n, "builder": job.builder, "host": host.builder.host, "started": job.started,
                "ended": outcome.ended, "exit": outcome.exit, "log": outcome.log, "error": error[:2000],
-               "resultdir": job.resultdir}
+               "resultdir": job.resultdir, **({"given_back": True} if given_back else {})}
         data = {"tasks": {job.arch: str(result)}, "attempt": doc,
                 "artifacts": [a.to_json() for a in outcome.artifacts], "logs": outcome.logs,
                 "missing": list(outcome.missing)}
@@ -295,8 +297,8 @@ class Runner:
                 job.retry_at = time.monotonic() + RECHECK
                 self.unwritten.append((job, host, outcome))
             else:  # refused for good (the runner lost its role, ...), or failing for minutes: say it, go on
-                self.note(f"could not record {result} {name}: {exc}; the task stays building until a "
-                          "runner that may record it is started")
+                self.note(f"could not record {result} {name}: {exc}; restart `sluice run` (as an admin): "
+                          "the task is queued again and rebuilt")
                 self._forget(job)
             return False
         if written:
@@ -337,7 +339,7 @@ class Runner:
         except Exception as exc:  # whatever it is, the host is down with the reason and the rest go on
             if transport is not None and transport is not host.transport:
                 transport.close()
-            self._down(host, str(exc) if isinstance(exc, SluiceError) else f"{type(exc).__name__}: {exc}")
+            self._down(host, hosts.said(exc))
         self.wake.set()
 
     def _down(self, host: Host, reason: str) -> None:
@@ -363,7 +365,12 @@ class Runner:
         for entry, host in zip(doc["builders"], self.hosts):
             host.load.append(len(host.running))
             entry["load"] = list(host.load)
-        waits.write_status(self.status_file, doc)
+        try:
+            waits.write_status(self.status_file, doc)
+        except OSError as exc:  # a status nobody can read is no reason to stop building
+            if not self._status_failed:
+                self.note(f"warning: cannot write the runner status {self.status_file}: {exc.strerror}")
+            self._status_failed = True
         self._status = (text, now)
 
     def _shutdown(self) -> None:

@@ -60,6 +60,7 @@ class Attempt:
     log: str | None = None  # sha256 of the streamed log
     error: str = ""
     result: str | None = None  # the task state this attempt ended in
+    runner: str = ""  # host:pid of the runner that claimed it
 
     def to_json(self) -> dict[str, Any]:
         return {"n": self.n, "builder": self.builder, "host": self.host, "started": self.started,
@@ -83,7 +84,8 @@ def attempts(view: "BuildView") -> dict[str, list[Attempt]]:
         doc = event.data["attempt"]
         if event.op is Op.START:
             found[arch].append(Attempt(_int(doc, "n") or len(found[arch]) + 1, _str(doc, "builder"),
-                                       _str(doc, "host"), _str(doc, "started") or event.at, _str(doc, "resultdir")))
+                                       _str(doc, "host"), _str(doc, "started") or event.at, _str(doc, "resultdir"),
+                                       runner=_str(doc, "runner")))
         elif event.op is Op.FINISH and found[arch]:
             found[arch][-1] = replace(found[arch][-1], ended=_str(doc, "ended") or event.at,
                                       exit=_int(doc, "exit"), log=_sha(doc.get("log")),
@@ -104,9 +106,11 @@ STOPPED = ("the runner stopped; queued again", "the runner that claimed it stopp
 
 def tries(view: "BuildView", arch: str) -> int:
     """The attempts that count against the runner's limit: those of the
-    current round, less the ones a stopping runner gave back."""
+    current round, less the ones a stopping runner gave back (their attempt
+    says `given_back`)."""
     given_back = sum(1 for s in _since_last_submit(view) if s.event.op is Op.FINISH and s.event.arch == arch
-                     and s.event.reason in STOPPED)
+                     and isinstance(s.event.data.get("attempt"), dict)
+                     and s.event.data["attempt"].get("given_back") is True)
     return current_round(view, arch) - given_back
 
 

@@ -109,6 +109,10 @@ def after_reason(dep: BuildView) -> str:
     return f"waiting for build {dep.record.short} ({dep.record.nvr}) to reach the buildroot; it is {dep.state}"
 
 
+def missing_dep(build_id: str) -> str:
+    return f"waiting for build {build_id[:7]}, which this clone does not have (sync first)"
+
+
 def no_builder(arch: str) -> str:
     return f"no builder for {arch}: add a [[builder]] with arches = [\"{arch}\"] to the local config"
 
@@ -126,7 +130,7 @@ def static_reason(view: BuildView, arch: str, settings: RunnerSettings,
     if after:
         dep = dependency(after)
         if dep is None:
-            return f"waiting for build {after[:7]}, which this clone does not have (sync first)"
+            return missing_dep(after)
         if dep.state in (State.QUEUED, State.BUILDING, State.FAILED_TO_IMPORT):
             return after_reason(dep)
     if not any(arch in b.arches for b in settings.builders):

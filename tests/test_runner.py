@@ -453,3 +453,11 @@ def test_a_target_that_keeps_every_iteration_supersedes_nothing(queue, make_srpm
     assert queue("approve", new[:7], user=BOB).code == 0
     run_once(queue)
     assert show(queue, old)["state"] == "built"
+
+
+def test_only_an_admin_may_run_the_builders_and_is_told_so_before_any_host(queue, make_srpm):
+    build = submit(queue, make_srpm("notmine", "1.0", "1"))
+    result = queue("run", "--once", user=BOB)
+    assert result.code == 3 and "policy grant admin bob@example.org" in result.err
+    assert "builder" not in result.err.split("error:")[0]  # refused before connecting to anything
+    assert show(queue, build)["state"] == "queued"

@@ -7,10 +7,10 @@ import sys
 import threading
 import time
 
-from app import hosts, logs, tasks
+from app import builds, hosts, logs, tasks, waits
 from app.cli.context import Context
 from app.cli.progress import Bars
-from app.errors import SluiceError
+from app.errors import NotPermitted, SluiceError
 from app.model import State
 from app.rescue import rescue
 from app.runner import Runner, Wiring
@@ -50,6 +50,11 @@ def runner(ctx: Context, bars: Bars) -> Runner:
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     ctx.ready()
+    policy = builds.load_policy(ctx.backends.store.snapshot())
+    if not policy.is_admin(ctx.actor.email):  # the runner's events are an admin's: say so before any host
+        raise NotPermitted(f"{ctx.actor.email} may not run the builders: the runner writes its events as an admin",
+                           f"ask an admin ({', '.join(policy.holders('admin'))}) to "
+                           f"`sluice policy grant admin {ctx.actor.email}`, or run it as an admin")
     settings = ctx.settings
     if settings.embedded:
         ctx.note(f"no [[builder]] in the local config: building here with {settings.builders[0].tool}")
@@ -69,17 +74,18 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
 def list_builders(ctx: Context, args: argparse.Namespace) -> int:
     settings = ctx.settings
     try:
-        live_status = ctx.runner_status or {}
+        told = ctx.runner_status
     except SluiceError:  # no queue here: the builders are listed all the same
-        live_status = {}
-    status = {b["name"]: b for b in live_status.get("builders", [])}
+        told = None
+    live = {b.name: b for b in waits.builders_status(lambda: settings, told).builders}
     checks = _check_all(ctx, settings.builders) if args.check else {}
     rows = []
     for builder in settings.builders:
-        live = status.get(builder.name, {})
+        seen = live.get(builder.name)
         row = {"name": builder.name, "transport": builder.transport, "host": builder.host,
                "port": builder.port, "user": builder.user, "tool": builder.tool, "arches": list(builder.arches),
-               "slots": builder.slots, "busy": live.get("busy"), "state": live.get("state")}
+               "slots": builder.slots, "state": (seen.state if seen else "") or None,
+               "busy": seen.busy if seen and seen.state else None, "reason": (seen.reason if seen else "") or None}
         if args.check:
             row["check"] = checks[builder.name]
         rows.append(row)
@@ -88,7 +94,7 @@ def list_builders(ctx: Context, args: argparse.Namespace) -> int:
     else:
         for builder, row in zip(settings.builders, rows):
             state = f"  [{row['state']}, {row['busy']}/{builder.slots} busy]" if row["state"] else ""
-            ctx.out(builder.describe() + state)
+            ctx.out(builder.describe() + state + (f": {row['reason']}" if row["reason"] else ""))
             if args.check:
                 problems = row["check"]["problems"]
                 ctx.out("  ok: " + row["check"]["summary"] if not problems else
@@ -122,35 +128,44 @@ def show_log(ctx: Context, args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(chunk)
         sys.stdout.buffer.flush()
 
-    if not ref.live:
+    if not (ref.live and args.follow):
         logs.copy(ref.path, write)
-    elif not args.follow:
-        logs.copy(ref.path, write)
-        ctx.note(f"{view.record.short} is still building on {ref.arch}; --follow keeps printing")
-    else:
-        n = len(tasks.attempts(view).get(ref.arch, []))
-        seen: list = [None]  # the first look always checks
-
-        def finished() -> bool:  # the attempt ends with an event: look only when the ref moved
-            head = ctx.backends.store.head()
-            if head == seen[0]:
-                return False
-            seen[0] = head
-            return _ended(ctx, view.id, ref.arch, n)
-        logs.follow(ref.path, finished, write)
+        if ref.live:
+            ctx.note(f"{view.record.short} is still building on {ref.arch}; --follow keeps printing")
+        return 0
+    n = len(tasks.attempts(view).get(ref.arch, []))
+    moved = _watch(ctx)
+    logs.follow(ref.path, lambda: moved() and _ended(ctx, view.id, ref.arch, n), write)
     return 0
+
+
+def _watch(ctx: Context):
+    """A check that is true when the state ref moved since it last looked
+    (and the first time): builds change only with events, so `log` reads
+    the build again only then."""
+    seen: list = [object()]
+
+    def moved() -> bool:
+        head = ctx.backends.store.head()
+        if head == seen[0]:
+            return False
+        seen[0] = head
+        return True
+    return moved
 
 
 def _started(ctx: Context, view, arch: str | None):
     """With --follow, a build that waits is waited for: it may start soon."""
-    told = False
+    told, moved = False, _watch(ctx)
+    moved()
     while view.state in (State.QUEUED, State.BUILDING) and not any(
             a for a in _attempts_all(view, arch) if a.ended is None):
         if not told:
             ctx.note(f"{view.record.short} has not started building yet; waiting (Ctrl-C to stop)")
             told = True
         time.sleep(0.5)
-        view = ctx.queue.view(view.id)
+        if moved():
+            view = ctx.queue.view(view.id)
     return view
 
 
