@@ -83,8 +83,8 @@ def refusal(exc: Exception, user: str, host: str, port: int, address: str, key: 
             f"the host key of {address} is not in {known_hosts}; it offered "
             f"{exc.key.get_name()} {exc.key.fingerprint}",
             f"compare that fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` run on the "
-            f"builder itself, and if they match add it: ssh-keyscan -p {port} {host} "
-            f">> {known_hosts}")
+            f"builder itself, and if they match add it (exactly the key you compared): "
+            f"echo '{address} {exc.key.get_name()} {exc.key.get_base64()}' >> {known_hosts}")
     if isinstance(exc, paramiko.BadHostKeyException):
         return HostKeyRefused(
             f"the host key of {address} has changed: {known_hosts} expects "

@@ -26,19 +26,8 @@ class RpmReader:
     """`PackageReader` over the system rpm library."""
 
     def read_source(self, path: str) -> SourcePackage:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError as exc:
-            raise BadInput(f"cannot read {path}: {exc.strerror}",
-                           "check the path and that the file is readable") from exc
-        try:
-            header = _read_header(path, fd)
-            if not header.isSource():
-                raise BadInput(f"{path} is a binary RPM ({header[rpm.RPMTAG_ARCH]}), not a source package",
-                               "submit the .src.rpm (rpmbuild -bs makes one)")
-            sha256, size = _check_payload(path, fd, header)
-        finally:
-            os.close(fd)
+        header, sha256, size = _read(path, "pass a source RPM built with rpmbuild -bs; it may be truncated "
+                                           "or corrupted", source=True)
         return SourcePackage(
             name=header[rpm.RPMTAG_NAME],
             epoch=header[rpm.RPMTAG_EPOCH],
@@ -49,40 +38,49 @@ class RpmReader:
             excludearch=tuple(header[rpm.RPMTAG_EXCLUDEARCH] or ()),
             sha256=sha256, size=size, filename=os.path.basename(path))
 
-
     def read_binary(self, path: str) -> BinaryPackage:
         """A built RPM's identity, after the same header and payload digest
         checks as a source package (a result from a builder is checked before
         it is imported)."""
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError as exc:
-            raise BadInput(f"cannot read {path}: {exc.strerror}") from exc
-        try:
-            header = _read_header(path, fd)
-            sha256, size = _check_payload(path, fd, header)
-        finally:
-            os.close(fd)
+        header, sha256, size = _read(path, "the builder produced a damaged RPM: rebuild it (resubmit) or "
+                                           "fetch it again (`sluice rescue`)")
         return BinaryPackage(
             name=header[rpm.RPMTAG_NAME], epoch=header[rpm.RPMTAG_EPOCH], version=header[rpm.RPMTAG_VERSION],
             release=header[rpm.RPMTAG_RELEASE], arch="src" if header.isSource() else header[rpm.RPMTAG_ARCH],
             sourcerpm=header[rpm.RPMTAG_SOURCERPM] or "", sha256=sha256, size=size)
 
 
-def _read_header(path: str, fd: int) -> "rpm.hdr":
+def _read(path: str, hint: str, source: bool = False) -> tuple["rpm.hdr", str, int]:
+    """The header, sha256 and size of an RPM, every digest checked; `hint`
+    says what to do about a damaged one."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror}", "check the path and that the file is readable") from exc
+    try:
+        header = _read_header(path, fd, hint)
+        if source and not header.isSource():
+            raise BadInput(f"{path} is a binary RPM ({header[rpm.RPMTAG_ARCH]}), not a source package",
+                           "submit the .src.rpm (rpmbuild -bs makes one)")
+        sha256, size = _check_payload(path, fd, header, hint)
+    finally:
+        os.close(fd)
+    return header, sha256, size
+
+
+def _read_header(path: str, fd: int, hint: str) -> "rpm.hdr":
     ts = rpm.TransactionSet()
     ts.setVSFlags(rpm._RPMVSF_NOSIGNATURES)
     rpm.setVerbosity(rpm.RPMLOG_EMERG)  # our message replaces rpm's own stderr noise
     try:
         return ts.hdrFromFdno(fd)
     except rpm.error as exc:
-        raise BadInput(f"{path} is not a readable RPM package ({exc})",
-                       "pass a source RPM built with rpmbuild -bs; it may be truncated or corrupted") from exc
+        raise BadInput(f"{path} is not a readable RPM package ({exc})", hint) from exc
     finally:
         rpm.setVerbosity(rpm.RPMLOG_WARNING)
 
 
-def _check_payload(path: str, fd: int, header: "rpm.hdr") -> tuple[str, int]:
+def _check_payload(path: str, fd: int, header: "rpm.hdr", hint: str) -> tuple[str, int]:
     """Hash the whole file and the payload in one read; compare the payload's."""
     start = os.lseek(fd, 0, os.SEEK_CUR)
     expected = (header[rpm.RPMTAG_PAYLOADDIGEST] or [None])[0]
@@ -97,19 +95,19 @@ def _check_payload(path: str, fd: int, header: "rpm.hdr") -> tuple[str, int]:
             payload.update(chunk[max(0, start - offset):])
         offset += len(chunk)
     if payload is None:
-        _rpmkeys_check(path)
+        _rpmkeys_check(path, hint)
     elif payload.hexdigest() != expected:
         raise BadInput(f"{path} is truncated or corrupted: its payload does not match the "
-                       "digest in its header", "rebuild or download the SRPM again")
+                       "digest in its header", hint)
     return whole.hexdigest(), offset
 
 
-def _rpmkeys_check(path: str) -> None:
+def _rpmkeys_check(path: str, hint: str) -> None:
     command = ["rpmkeys", "--checksig", "--nosignature", "--", path]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise BadInput(f"{path} failed its digest check: {result.stdout.strip() or result.stderr.strip()}",
-                       "rebuild or download the SRPM again")
+                       hint)
 
 
 def _buildrequires(header: "rpm.hdr") -> tuple[str, ...]:

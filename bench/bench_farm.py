@@ -28,7 +28,6 @@ build and the wall time against the longest build.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import resource
 import shlex
@@ -40,9 +39,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import SLUICE, clean_env, header, isolate, median, scratch_dir
+from bench.common import SLUICE, header, isolate, median, scratch_dir
 from tests.conftest import ROOT, SPEC
-from tests import sshd
 from tests.sshd import SshServer, start_sshd
 
 DOUBLE = ROOT / "tests" / "doubles" / "mock"
@@ -85,9 +83,9 @@ class Farm:
         try:
             for name, address in addresses.items():
                 (work / f"sshd-{name}").mkdir()
-                with sessions(max_sessions):
-                    farm.servers[name] = start_sshd(work / f"sshd-{name}", address, forwarding="remote",
-                                                    path=f"{bin_dir}:{DOUBLE.parent}:/usr/bin:/bin")
+                farm.servers[name] = start_sshd(work / f"sshd-{name}", address, forwarding="remote",
+                                                path=f"{bin_dir}:{DOUBLE.parent}:/usr/bin:/bin",
+                                                max_sessions=max_sessions or None)
             farm.sluice("init")
             blocks = []
             for name, server in farm.servers.items():
@@ -128,18 +126,6 @@ class Farm:
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
-
-
-@contextlib.contextmanager
-def sessions(max_sessions: int):
-    """tests/sshd.py's config with `MaxSessions` added (for this benchmark only)."""
-    original = sshd._CONFIG
-    if max_sessions:
-        sshd._CONFIG = original + f"MaxSessions {max_sessions}\n"
-    try:
-        yield
-    finally:
-        sshd._CONFIG = original
 
 
 def make_srpms(out: Path, prefix: str, count: int, build: str) -> list[Path]:

@@ -266,8 +266,8 @@ def test_an_unknown_host_key_is_refused_with_its_fingerprint(builder, tmp_path):
     assert f"ssh-ed25519 {fingerprint(host)}" in message and fingerprint(host).startswith("SHA256:")
     assert known.read_text() == ""  # never learned on the fly
     assert host.logins() == 0
-    # The hint's command, run as given (after comparing the fingerprint), makes the host trusted.
-    command = refused.value.hint.split("add it: ", 1)[1]
+    # The hint's command, run as given (after comparing the fingerprint), adds exactly that key.
+    command = refused.value.hint.split("you compared): ", 1)[1]
     subprocess.run(command + " 2>/dev/null", shell=True, check=True)
     transport = connect(host.trusting(known))
     assert transport.run(["true"]).status == 0

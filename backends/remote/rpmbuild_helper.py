@@ -350,6 +350,10 @@ def build(srpm, resultdir, arch, repos, banner=BANNER):
     except Failure as failure:
         logs.say(str(failure), build_log=True)
         return failure.status
+    except OSError as exc:  # rpm or rpmbuild missing: a set-up problem, never "the build failed"
+        logs.say("sluice: cannot run %s: %s; install rpm-build on this host" % (exc.filename, exc.strerror),
+                 build_log=True)
+        return SETUP
     finally:
         logs.close()
         shutil.rmtree(work, ignore_errors=True)
