@@ -36,15 +36,18 @@ class Buildroots:
         self._missing: set[str] = set()  # builds already reported as not publishable here
         self.members: dict[str, tuple[str, ...]] = {}  # target -> build ids, as last published
         self._rpms: dict[str, tuple[str, list]] = {}  # build id -> (updated, its RPMs): read once per change
+        self._published: dict[str, dict[str, str]] = {}  # target -> files, as last published by this process
 
     def publish(self, snap: Snapshot) -> dict[str, tuple[str, ...]]:
         """Bring every target's buildroot repo up to `snap` (the index must be
         refreshed to it); returns the build ids each now holds."""
         wanted: dict[str, dict[str, str]] = {t: {} for t in builds.target_names(snap)}
         members: dict[str, list[str]] = {t: [] for t in wanted}
+        seen: set[str] = set()
         for row in self.index.rows(Filters(states=tuple(map(str, IN_BUILDROOT)))):
             if row["scratch"] or row["target"] not in wanted:
                 continue
+            seen.add(row["id"])
             rpms = self._rpms_of(snap, row)
             absent = [r.name for r in rpms if not self.artifacts.has(r.sha256)]
             if absent:  # built on another clone: its RPMs are in that machine's store
@@ -57,10 +60,15 @@ class Buildroots:
             for rpm in rpms:
                 wanted[row["target"]].setdefault(rpm.name, rpm.sha256)
         for target, files in wanted.items():
-            result = self.publisher.publish(repo_dir(self.root, target), files)
+            folder = repo_dir(self.root, target)
+            if self._published.get(target) == files and os.path.exists(os.path.join(folder, "repodata")):
+                continue  # the runner's own events move the ref far more often than a build's state
+            result = self.publisher.publish(folder, files)
+            self._published[target] = files
             if result.changed:
                 self.note(f"buildroot {target}: +{len(result.added)} -{len(result.removed)} packages")
         self.members = {t: tuple(sorted(ids)) for t, ids in members.items()}
+        self._rpms = {i: rpms for i, rpms in self._rpms.items() if i in seen}  # forget builds that left
         return self.members
 
     def _rpms_of(self, snap: Snapshot, row: dict) -> list:

@@ -103,11 +103,14 @@ class SluiceApp(ReportsWorkerErrors, App):
                 if head == self.head and not force:
                     return
                 s.index.refresh()
+                rows = None
                 if not self.rows:
                     first, total = listing.load(s.index, FIRST_PAGE), s.index.count()
                     if total > len(first):
                         self.call_from_thread(self._loaded, first, head, [], total)
-                rows = listing.load(s.index)
+                    else:
+                        rows = first  # that was all of it: never read twice
+                rows = rows if rows is not None else listing.load(s.index)
                 problems = s.index.problems
             self.call_from_thread(self._loaded, rows, head, problems, len(rows))
         except SluiceError as exc:

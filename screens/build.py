@@ -52,6 +52,7 @@ class BuildScreen(ReportsWorkerErrors, Screen):
         self.view: BuildView | None = None
         self.detail: dict[str, Any] = {}
         self.allowed: list[Op] = []
+        self._seen: bytes | None = None  # the build's row summary when it was last read
 
     def compose(self) -> ComposeResult:
         yield Static(f"sluice  build {self.build_id[:7]}", id="title", classes="title")
@@ -93,6 +94,12 @@ class BuildScreen(ReportsWorkerErrors, Screen):
         self.query_one("#summary", Static).update(Text(f"{exc.message}\n{exc.hint}", style="red"))
 
     def state_moved(self) -> None:
+        """Read the build again only when its own row changed (the summary
+        carries its newest event): a runner moves the ref all the time."""
+        row = next((r for r in self.app.rows if r.id == self.build_id), None)
+        if row is not None and row.summary == self._seen:
+            return
+        self._seen = row.summary if row is not None else None
         self.load()
 
     def _show(self, view: BuildView, allowed: list[Op], waiting: dict[str, str]) -> None:

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.segment import Segment
 from rich.style import Style
 from textual import work
+from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -100,7 +101,11 @@ class HistoryScreen(ReportsWorkerErrors, Screen):
                 entries = audit.history(s.store, build, filters.get("actor"), filters.get("op"))
                 if words:
                     entries = (e for e in entries if all(w in e.title.lower() for w in words))
-                found = list(itertools.islice(entries, LIMIT))
+                found, me = [], get_current_worker()
+                for entry in itertools.islice(entries, LIMIT):
+                    if me.is_cancelled:  # a newer keystroke wants the lock: stop walking history
+                        return
+                    found.append(entry)
         except SluiceError as exc:
             self.app.call_from_thread(self.notify, exc.message, severity="error")
             return

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from app import builds
 from app.cli import render
 from app.cli.context import Context
 from app.errors import UsageError
@@ -41,23 +42,19 @@ def list_builds(ctx: Context, args: argparse.Namespace) -> int:
         ctx.emit(index.summaries_json(filters))
         return 0
     rows = index.rows(filters)
-    explained = iter(range(WHY_ROWS))
-    lines = [(r["id"][:7], r["nvr"], r["owner"], r["target"], render.state_text(r["state"], bool(r["contested"])),
-              render.arches(json.loads(r["summary"])["arches"]), render.age(r["created"]), _why(ctx, r, explained))
-             for r in rows]
+    snap, explained, lines = ctx.backends.store.snapshot(), 0, []
+    for r in rows:
+        arches = json.loads(r["summary"])["arches"]
+        why = ""
+        if "queued" in arches.values() and r["state"] in ("queued", "building") and explained < WHY_ROWS:
+            explained += 1  # it reads the build: for the first WHY_ROWS only
+            why = "; ".join(sorted(set(ctx.waiting(builds.load_build(snap, r["id"])).values())))
+        lines.append((r["id"][:7], r["nvr"], r["owner"], r["target"],
+                      render.state_text(r["state"], bool(r["contested"])), render.arches(arches),
+                      render.age(r["created"]), why))
     for line in render.table(lines, ("ID", "NVR", "OWNER", "TARGET", "STATE", "ARCHES", "AGE", "WAITING")):
         ctx.out(line)
     return 0
-
-
-def _why(ctx: Context, row: dict, explained) -> str:
-    """Why a queued build waits (for the first WHY_ROWS only: it reads the build)."""
-    if row["state"] not in ("queued", "building") or '"queued"' not in row["summary"].decode():
-        return ""
-    if next(explained, None) is None:
-        return ""
-    reasons = set(ctx.waiting(ctx.queue.view(row["id"])).values())
-    return "; ".join(sorted(reasons))
 
 
 def show(ctx: Context, args: argparse.Namespace) -> int:
