@@ -12,6 +12,7 @@ in the config file, else `$XDG_DATA_HOME/sluice/repos`. Signing keys:
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from app.errors import ConfigError, UsageError
 
 _KEYS = {"repo", "artifacts", "remote", "repos", "gnupg", "repos_url"}
 _LISTS = {"builder"}  # arrays of tables: [[builder]]
+_TABLES = {"runner", "keys"}  # [runner], [keys]; read by app.builders and app.keymap
 
 
 def data_home() -> str:
@@ -53,9 +55,11 @@ def load(path: str | None) -> LocalConfig:
         raise UsageError(f"cannot read {path}: {exc.strerror}", "check its permissions") from exc
     text, values = tomlfile.decode(data, path, "fix the file, see docs/config.md")
     for key, value in values.items():
-        if key not in _KEYS and not isinstance(value, dict) and key not in _LISTS:
-            raise ConfigError(tomlfile.locate(text, path, tomlfile.key_pattern(key)),
-                              f"unknown setting {key!r}", "see docs/config.md")
+        if key not in _KEYS | _LISTS | _TABLES:
+            where = tomlfile.locate(text, path, rf"\[+\s*{re.escape(key)}\s*\]+" if isinstance(value, (dict, list))
+                                    else tomlfile.key_pattern(key))
+            known = ", ".join(sorted(_KEYS | {f"[{t}]" for t in _TABLES} | {f"[[{t}]]" for t in _LISTS}))
+            raise ConfigError(where, f"unknown setting {key!r} (a misspelling?); known: {known}", "see docs/config.md")
         if key in _KEYS and not isinstance(value, str):
             raise ConfigError(tomlfile.locate(text, path, tomlfile.key_pattern(key)), f"{key} must be a string")
     return LocalConfig(path, values)

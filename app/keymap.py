@@ -9,7 +9,7 @@ is named here with its default, and a maintainer may rebind any of them:
     withdraw = "ctrl+w"
     filter = "/,f"          # several keys: comma-separated
 
-The table is checked when sluice starts, with the file and line of the
+The table is checked when the cockpit starts, with the file and line of the
 mistake: an unknown action, a key that is not a key, or two actions of one
 screen on the same key would otherwise fail silently in front of a build.
 """

@@ -93,5 +93,8 @@ def test_local_config_and_paths(tmp_path, monkeypatch):
     path.write_text('repo = "x"\nreop = "typo"\n')
     with pytest.raises(ConfigError, match="line 2"):
         config.load(str(path))
+    path.write_text('repo = "x"\n\n[kyes]\nhold = "H"\n')  # a misspelt table is caught too
+    with pytest.raises(ConfigError, match=r"line 3: unknown setting 'kyes'"):
+        config.load(str(path))
     with pytest.raises(UsageError, match="no config file"):
         config.load(str(tmp_path / "missing.toml"))

@@ -29,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
         prog="sluice", description="A local-first build queue and release gate for RPM packages.",
         epilog="With no command, sluice opens the terminal UI on a terminal and prints a summary of the "
                "queue otherwise. Exit codes: 0 done, 1 failed, "
-               "2 bad usage or input, 3 not permitted, 4 not allowed in the current state.")
+               "2 bad usage or input, 3 not permitted, 4 not allowed in the current state or contested.")
     _options(top, None)
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
     for module in MODULES:
