@@ -403,3 +403,15 @@ def test_the_helper_travels_as_one_stdlib_only_python36_argument():
 def test_versions_compare_like_rpm(a, b, expected):
     assert rpmbuild_helper.rpmvercmp(a, b) == expected
     assert rpmbuild_helper.rpmvercmp(b, a) == -expected
+
+
+def test_a_host_without_rpm_is_a_setup_failure_not_a_failed_build(make_srpm, host, tmp_path):
+    resultdir, env = host
+    bare = tmp_path / "bare-bin"
+    bare.mkdir()
+    (bare / "python3").symlink_to(sys.executable)  # python3, and no rpm or rpmbuild at all
+    argv = RpmbuildTool().command(spec_for(make_srpm("lonely"), resultdir))
+    done = run(argv, {**env, "PATH": str(bare)})
+    assert done.returncode == rpmbuild_helper.SETUP
+    assert "cannot run rpm" in done.stdout and "install rpm-build" in done.stdout
+    assert "Traceback" not in done.stdout

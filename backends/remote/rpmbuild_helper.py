@@ -1,21 +1,18 @@
 """sluice's `rpmbuild` builder: one SRPM rebuilt on a host that has no mock.
 
-Why: the host's own rpmdb says nothing about the target's buildroot repos. So
-the SRPM's BuildRequires are looked up in the given repos, the packages that
-provide them are recorded in a PRIVATE rpmdb (`rpm --justdb`, nothing is
-unpacked), and `rpmbuild --rebuild --dbpath DB` makes its own, real check
-(versions included) against it. The build itself is NOT isolated. The mock
-test double (tests/doubles/mock) runs this same code.
-
-It travels as text (`python3 -c SOURCE ARGS`), so it stays one stdlib-only
-file for Python 3.6+, and never hands package-controlled text to a shell.
+Why: the host's rpmdb knows nothing of the buildroot repos. So BuildRequires
+are looked up in the given repos and recorded in a PRIVATE rpmdb (`rpm
+--justdb`), and `rpmbuild --rebuild --dbpath DB` checks them (versions too).
+The build is NOT isolated. The mock test double runs this same code. It
+travels as text (`python3 -c SOURCE`): one stdlib-only file for Python 3.6+
+that never hands package-controlled text to a shell.
 
 Usage: --srpm PATH --resultdir DIR --arch ARCH [--repo URL]...
   --repo: http(s):// or file:// createrepo_c repos; the first that has a name wins.
 Exit status: rpmbuild's own (0 built, 1 failed, 11 its BuildRequires check
   failed, on rpm >= 4.15), else mock's number for the same trouble:
   2 bad usage; 20 buildroot not prepared (repo unreachable, bad metadata,
-  checksum mismatch, rpm --justdb failed); 30 a BuildRequires is in no repo,
+  checksum mismatch, rpm --justdb failed, rpm missing); 30 a BuildRequires is in no repo,
   after the line `sluice: missing BuildRequires: A, B (not in any of: URL, ...)`;
   40 unreadable SRPM; 70 result dir not writable; 143 SIGTERM (cleaned up).
 Writes to RESULTDIR: the binary RPMs, NAME-VERSION-RELEASE.src.rpm, build.log
@@ -351,8 +348,7 @@ def build(srpm, resultdir, arch, repos, banner=BANNER):
         logs.say(str(failure), build_log=True)
         return failure.status
     except OSError as exc:  # rpm or rpmbuild missing: a set-up problem, never "the build failed"
-        logs.say("sluice: cannot run %s: %s; install rpm-build on this host" % (exc.filename, exc.strerror),
-                 build_log=True)
+        logs.say("sluice: cannot run %s: %s; install rpm-build here" % (exc.filename, exc.strerror), True)
         return SETUP
     finally:
         logs.close()
