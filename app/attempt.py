@@ -17,8 +17,9 @@ import shutil
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
+from app import provenance
 from app.model import BuildRecord, State, clean_text, timestamp
 from app.tasks import Artifact, safe_name
 from backends.base import (ArtifactStore, BackendError, BadInput, BuildSpec, BuildTool, Disconnected,
@@ -69,6 +70,7 @@ class Job:
     write_failures: int = 0
     pgid: int | None = None  # the build's process group on the host, once started
     transport: Transport | None = None  # the connection it ran on
+    origins: Mapping[str, str] = field(default_factory=dict)  # what the buildroot repo offered, from where
 
     @property
     def resultdir(self) -> str:
@@ -86,6 +88,7 @@ class Outcome:
     missing: tuple[str, ...] = ()
     ended: str = field(default_factory=timestamp)
     lost: bool = False  # the connection to the host dropped
+    installed: tuple = ()  # [nevra, repo] of each package in the buildroot, from root.log
 
 
 def run(job: Job, host: Transport, tool: BuildTool, store: ArtifactStore, reader: PackageReader,
@@ -122,7 +125,8 @@ def run(job: Job, host: Transport, tool: BuildTool, store: ArtifactStore, reader
                        f"{exc.message}; `sluice rescue` fetches them again", log)
     except (ImportProblem, BackendError) as exc:
         return Outcome(State.FAILED_TO_IMPORT, status, clean_text(str(exc), 2000), log)
-    return Outcome(State.BUILT, status, "", log, tuple(artifacts), logs)
+    return Outcome(State.BUILT, status, "", log, tuple(artifacts), logs,
+                   installed=tuple(provenance.installed(_root_log(store, logs), job.origins)))
 
 
 def _failed(job: Job, host: Transport, store: ArtifactStore, reader: PackageReader, status: int, text: str,
@@ -132,11 +136,18 @@ def _failed(job: Job, host: Transport, store: ArtifactStore, reader: PackageRead
         _, logs = collect(host, job.resultdir, job.record, job.arch, store, reader, logs_only=True)
     except (ImportProblem, BackendError, Cancelled):
         pass  # the failure is what matters; its logs are a bonus
+    root = _root_log(store, logs)
+    text += "\n" + root if root else ""
+    return Outcome(State.FAILED, status, last_lines(text), log, logs=logs, missing=missing_requires(text),
+                   installed=tuple(provenance.installed(root, job.origins)))
+
+
+def _root_log(store: ArtifactStore, logs: Mapping[str, str]) -> str:
     root = logs.get("root.log")
-    if root and store.has(root):
-        with open(store.path(root), "rb") as f:
-            text += "\n" + text_of(f.read(4 * _CHUNK))
-    return Outcome(State.FAILED, status, last_lines(text), log, logs=logs, missing=missing_requires(text))
+    if not (root and store.has(root)):
+        return ""
+    with open(store.path(root), "rb") as f:
+        return text_of(f.read(4 * _CHUNK))
 
 
 def _watching(job: Job, progress: Progresses) -> Progresses:

@@ -112,7 +112,7 @@ class BuildView:
                            "logs": tasks.logs(self, arch)}
                           for arch, state in self.tasks.items()],
                 "artifacts": [a.to_json() for a in tasks.artifacts(self)],
-                "buildroot": tasks.buildroot_of(self)}
+                "buildroot": tasks.buildroot_of(self), "installed": tasks.installed(self)}
 
 
 def fold(record: BuildRecord, events: Iterable[StoredEvent]) -> BuildView:

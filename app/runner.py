@@ -213,9 +213,10 @@ class Runner:
         if not self._write(record.id, Op.START, arch=arch, data=data):
             return False
         config = host.builder.mock_config_for(record.target, arch, target.mock_config_for(arch))
-        job = Job(record, arch, n, host.builder.name, taskdir, config, tuple(r.url for r in target.external_repos),
+        job = Job(record, arch, n, host.builder.name, taskdir, config, (),
                   logs.live_path(self.live_root, record.id, arch, n), started=data["attempt"]["started"],
-                  transport=host.transport, tries=tasks.tries(view, arch) + 1)
+                  transport=host.transport, tries=tasks.tries(view, arch) + 1,
+                  origins=self.buildroots.origins.get(record.target, {}))
         os.makedirs(os.path.dirname(job.live_log), exist_ok=True)
         open(job.live_log, "ab").close()  # `sluice log` finds it from the claim on
         host.running[(record.id, arch)] = job
@@ -230,7 +231,7 @@ class Runner:
         transport, outcome = job.transport, None
         try:
             port = transport.forward(self.wiring.serve_repos()) if host.builder.transport == "ssh" else 0
-            job.repos = (host.repo_url(self.buildroots.root, job.record.target, port), *job.repos)
+            job.repos = (host.repo_url(self.buildroots.root, job.record.target, port),)  # external repos merged in
             outcome = attempt.run(job, transport, self.wiring.tool(host.builder.tool), self.artifacts,
                                   self.reader, self.wiring.progress, self.leftovers.add)
         except SluiceError as exc:
@@ -285,7 +286,7 @@ class Runner:
                "resultdir": job.resultdir, **({"given_back": True} if given_back else {})}
         data = {"tasks": {job.arch: str(result)}, "attempt": doc,
                 "artifacts": [a.to_json() for a in outcome.artifacts], "logs": outcome.logs,
-                "missing": list(outcome.missing)}
+                "missing": list(outcome.missing), **({"installed": outcome.installed} if outcome.installed else {})}
         try:
             written = self._write(job.record.id, Op.FINISH, arch=job.arch, data=data, reason=error)
         except Exception as exc:

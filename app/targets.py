@@ -13,11 +13,12 @@ from typing import Mapping, Sequence
 from app import tomlfile
 from app.errors import BadInput, ConfigError, UsageError
 from app.model import ARCH, FINGERPRINT, NAME
-from backends.base import SourcePackage
+from backends.base import LOCAL, SourcePackage
 
 TARGETS_DIR = "config/targets"
 _KEYS = {"arches", "mock_config", "dist_tag", "external_repo", "supersede", "signing_key"}
 _URL = re.compile(r"(https?|file)://\S+")
+DEFAULT_PRIORITY = 99
 
 
 def target_path(name: str) -> str:
@@ -28,6 +29,7 @@ def target_path(name: str) -> str:
 class ExternalRepo:
     name: str
     url: str
+    priority: int = DEFAULT_PRIORITY  # dnf's convention: lower comes first; ties keep the file's order
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,15 @@ class Target:
             raise UsageError(f"target {self.name} names an external repo twice")
         for repo in self.external_repos:
             check_name(repo.name, "external repo")
+            if repo.name == LOCAL:
+                raise UsageError(f"external repo name {LOCAL!r} is taken by the target's own builds",
+                                 "give the external repo another name")
+            if isinstance(repo.priority, bool) or not isinstance(repo.priority, int) or not 1 <= repo.priority <= 99:
+                raise UsageError(f"external repo {repo.name}: priority must be a whole number from 1 to 99")
             if not _URL.fullmatch(repo.url):
                 raise UsageError(f"external repo {repo.name}: {repo.url!r} is not an http(s) or file URL")
+        object.__setattr__(self, "external_repos",  # stable: equal priorities keep their order
+                           tuple(sorted(self.external_repos, key=lambda repo: repo.priority)))
 
     def mock_config_for(self, arch: str) -> str:
         return self.mock_config.get(arch, "default")
@@ -85,11 +94,13 @@ class Target:
     def dump(self) -> bytes:
         doc = {"arches": list(self.arches), "dist_tag": self.dist_tag, "supersede": self.supersede,
                "mock_config": dict(self.mock_config),
-               "external_repo": [{"name": r.name, "url": r.url} for r in self.external_repos]}
+               "external_repo": [{"name": r.name, "url": r.url, "priority": r.priority}
+                                 for r in self.external_repos]}
         if self.signing_key:
             doc["signing_key"] = self.signing_key
-        header = (f"sluice target {self.name}. External repos feed the buildroot in this order;\n"
-                  "the first repo that has a package wins.")
+        header = (f"sluice target {self.name}. External repos feed the buildroot after the target's own\n"
+                  "builds, lowest priority first: the first repo with a source package offers it, and\n"
+                  "no later repo offers any package built from that source.")
         return tomlfile.dumps(doc, header).encode()
 
     @classmethod
@@ -112,15 +123,17 @@ class Target:
                               "[mock_config] maps arch = \"config name\"")
         repos = doc.get("external_repo", [])
         if not (isinstance(repos, list) and all(isinstance(r, dict) and isinstance(r.get("name"), str)
-                                                and isinstance(r.get("url"), str) for r in repos)):
+                                                and isinstance(r.get("url"), str)
+                                                and set(r) <= {"name", "url", "priority"} for r in repos)):
             raise ConfigError(tomlfile.locate(text, where, r"\[\[\s*external_repo\s*\]\]"),
-                              "each [[external_repo]] needs name and url")
+                              "each [[external_repo]] has name, url and optionally priority (1-99), nothing else")
         for key, kind in (("dist_tag", str), ("supersede", bool), ("signing_key", str)):
             if key in doc and not isinstance(doc[key], kind):
                 raise ConfigError(at(key), f"{key} must be a {kind.__name__}")
         try:
             return cls(name, tuple(arches), dict(mock), doc.get("dist_tag", ""),
-                       tuple(ExternalRepo(r["name"], r["url"]) for r in repos), doc.get("supersede", True),
+                       tuple(ExternalRepo(r["name"], r["url"], r.get("priority", DEFAULT_PRIORITY)) for r in repos),
+                       doc.get("supersede", True),
                        doc.get("signing_key", ""))
         except UsageError as exc:
             raise ConfigError(where, exc.message, exc.hint) from exc
@@ -130,7 +143,9 @@ class Target:
                  f"  dist tag: {self.dist_tag or '-'}", f"  supersede older builds: {'yes' if self.supersede else 'no'}",
                  f"  signing key: {self.signing_key or '- (`sluice key create --target ' + self.name + '`)'}"]
         lines += [f"  mock {arch}: {self.mock_config_for(arch)}" for arch in self.arches]
-        lines += [f"  external repo {n}. {r.name} {r.url}" for n, r in enumerate(self.external_repos, 1)]
+        lines += [f"  buildroot feed 1. {LOCAL} (this target's own builds)"]
+        lines += [f"  buildroot feed {n}. {r.name} {r.url} (priority {r.priority})"
+                  for n, r in enumerate(self.external_repos, 2)]
         return lines
 
 

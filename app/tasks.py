@@ -9,7 +9,8 @@ event when the attempt ends, each carrying `data.attempt`:
     finish: {"tasks": {arch: "built" | "failed" | "failed-to-import" | "queued"},
              "attempt": {... "ended", "exit", "log", "error"},
              "artifacts": [{"name", "arch", "sha256", "size"}],
-             "logs": {"build.log": sha256, ...}, "missing": [BuildRequires]}
+             "logs": {"build.log": sha256, ...}, "missing": [BuildRequires],
+             "installed": [[nevra, repo it came from], ...] (app.provenance)}
     rescue: {"tasks": {arch: "built"}, "artifacts": [...], "logs": {arch: {...}}}
     sign:   {"artifacts": [{"name", "arch", "sha256", "size", "signed_by"}], "key": fingerprint}
 
@@ -176,6 +177,18 @@ def buildroot_of(view: "BuildView") -> dict[str, list[str]]:
         event = stored.event
         if event.op is Op.START and event.arch and isinstance(event.data.get("buildroot"), list):
             found[event.arch] = [i for i in event.data["buildroot"] if isinstance(i, str)]
+    return found
+
+
+def installed(view: "BuildView") -> dict[str, list[list[str]]]:
+    """Per arch, [nevra, repo] of each package in the buildroot of the task's
+    last finished attempt, as its root.log listed them (see app.provenance)."""
+    found: dict[str, list[list[str]]] = {}
+    for stored in view.events:
+        event = stored.event
+        if event.op is Op.FINISH and event.arch and isinstance(event.data.get("installed"), list):
+            found[event.arch] = [[str(p[0]), str(p[1])] for p in event.data["installed"]
+                                 if isinstance(p, list) and len(p) == 2]
     return found
 
 

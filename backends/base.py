@@ -379,3 +379,4 @@ class Published:
 # The signing Protocols live in their own module (base.py stays small); app/
 # still imports them from here.
 from backends.signing_protocols import KeyInfo, Keyring, Signer  # noqa: E402,F401
+from backends.repo_protocols import LOCAL, Merged, RepoMerger, RepoSource  # noqa: E402,F401

@@ -11,7 +11,7 @@ import subprocess
 from functools import cached_property
 
 from backends.artifacts import FileArtifactStore
-from backends.base import PackageReader, Publisher
+from backends.base import PackageReader, Publisher, RepoMerger
 from backends.gitstore import GitStateStore
 from backends.gitsync import GitCliTransport, GitMerger
 
@@ -30,6 +30,11 @@ class Backends:
     def publisher(self) -> Publisher:
         from backends.publisher import CreaterepoPublisher
         return CreaterepoPublisher(self.artifacts)
+
+    @cached_property
+    def repo_merger(self) -> RepoMerger:
+        from backends.repomerge import MergeRepoWriter
+        return MergeRepoWriter()
 
     @cached_property
     def transport(self) -> GitCliTransport:

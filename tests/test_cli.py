@@ -155,7 +155,7 @@ def test_policy_and_target_commands(queue):
                  "epel=https://example.org/epel/9").code == 0
     target = queue("--json", "target", "show", "epel9").json
     assert target["mock_config"] == {"x86_64": "default", "aarch64": "rocky-9-aarch64"}
-    assert target["external_repos"] == [{"name": "epel", "url": "https://example.org/epel/9"}]
+    assert target["external_repos"] == [{"name": "epel", "url": "https://example.org/epel/9", "priority": 99}]
     assert [t["name"] for t in queue("--json", "target", "list").json] == ["default", "epel9"]
     assert queue("target", "add", "epel9", "--arch", "x86_64").code == 4
     log = queue("--json", "history", "--op", "policy-grant").json

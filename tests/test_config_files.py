@@ -65,6 +65,24 @@ def test_target_round_trips_and_checks_values():
         Target("t", ("x86_64",), external_repos=(ExternalRepo("r", "not a url"),))
 
 
+def test_external_repos_sort_by_priority_and_keep_the_file_order_on_ties():
+    text = (b'arches = ["x86_64"]\n[[external_repo]]\nname = "late"\nurl = "https://m/late"\npriority = 50\n'
+            b'[[external_repo]]\nname = "epel"\nurl = "https://m/epel"\npriority = 10\n'
+            b'[[external_repo]]\nname = "base"\nurl = "https://m/base"\n'
+            b'[[external_repo]]\nname = "also50"\nurl = "https://m/also"\npriority = 50\n')
+    target = Target.parse("t", text)
+    assert [r.name for r in target.external_repos] == ["epel", "late", "also50", "base"]
+    assert Target.parse("t", target.dump()) == target
+    for bad in (0, 100, True, "1"):
+        with pytest.raises(UsageError):
+            Target("t", ("x86_64",), external_repos=(ExternalRepo("r", "https://m/r", bad),))
+    with pytest.raises(UsageError):  # the target's own builds are "buildroot" in `show`
+        Target("t", ("x86_64",), external_repos=(ExternalRepo("buildroot", "https://m/r"),))
+    with pytest.raises(ConfigError) as refused:
+        Target.parse("t", b'arches = ["x86_64"]\n[[external_repo]]\nname = "r"\nurl = "https://m"\nprio = 1\n')
+    assert "priority (1-99)" in str(refused.value)
+
+
 @pytest.mark.parametrize("text, words", [
     ('arches = ["x86_64"\n', "line 1"),
     ('arches = ["x86_64"]\ndist_tag = 5\n', "line 2"),

@@ -130,4 +130,4 @@ def target_load(ctx: Context, args: argparse.Namespace) -> int:
 def _target_json(t: Target) -> dict:
     return {"name": t.name, "arches": list(t.arches), "mock_config": {a: t.mock_config_for(a) for a in t.arches},
             "dist_tag": t.dist_tag, "supersede": t.supersede,
-            "external_repos": [{"name": r.name, "url": r.url} for r in t.external_repos]}
+            "external_repos": [{"name": r.name, "url": r.url, "priority": r.priority} for r in t.external_repos]}

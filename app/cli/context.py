@@ -107,7 +107,7 @@ class Context:
     @cached_property
     def buildroots(self) -> Buildroots:
         b = self.backends
-        return Buildroots(self.index, b.publisher, b.artifacts, self.paths.repos, self.note)
+        return Buildroots(self.index, b.publisher, b.artifacts, self.paths.repos, self.note, b.repo_merger)
 
     def republish(self) -> None:
         """Bring this machine's buildroot repos up to the queue now (after a

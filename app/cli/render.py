@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Iterable, Mapping, Sequence
 
-from app import tasks
+from app import provenance, tasks
 from app.lifecycle import BuildView
 from app.model import Op, parse_timestamp
 
@@ -76,6 +76,9 @@ def detail(view: BuildView, allowed: Sequence[Op], waiting: Mapping[str, str] | 
             exit = f", exit {a.exit}" if a.exit is not None else ""
             error = f": {a.error.splitlines()[-1][:100]}" if a.error else ""
             yield f"      attempt {a.n} on {a.builder} ({a.host}), {took}{exit}, {a.result or 'building'}{error}"
+    for arch, packages in tasks.installed(view).items():
+        yield f"  buildroot of {arch}, by the repo each package came from:"
+        yield from (f"    {line}" for line in provenance.summary(packages))
     found = tasks.artifacts(view)
     if len(found) > 1:
         yield "  artifacts:"

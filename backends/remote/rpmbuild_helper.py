@@ -184,12 +184,12 @@ def _match(element, base, wanted, found):
     hits = names & wanted
     if not hits:
         return
-    version = element.find(_COMMON + "version")
-    location = element.find(_COMMON + "location")
-    checksum = element.find(_COMMON + "checksum")
-    url = urllib.parse.urljoin(location.get(_XML_BASE) or base, location.get("href"))
-    if urllib.parse.urlsplit(url).scheme != urllib.parse.urlsplit(base).scheme:
-        return  # metadata may not send a download to another kind of place (file:// from http://)
+    version, location, checksum = (element.find(_COMMON + tag) for tag in ("version", "location", "checksum"))
+    xml_base = location.get(_XML_BASE)
+    url = urllib.parse.urljoin(xml_base.rstrip("/") + "/" if xml_base else base, location.get("href"))
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in ("http", "https", "file") or scheme == "file" != urllib.parse.urlsplit(base).scheme:
+        return  # remote metadata may not send a download to this host's files (file:// from http://)
     package = Package(name, version.get("epoch") or "0", version.get("ver"), version.get("rel"), arch,
                       url, checksum.get("type"), checksum.text.strip())
     for hit in hits:
