@@ -26,6 +26,7 @@ same as last time's does nothing.
 from __future__ import annotations
 
 import bz2
+import errno
 import gzip
 import hashlib
 import json
@@ -342,7 +343,7 @@ def _link_farm(repo_dir: str, local_dir: str, packages: list[str]) -> None:
         try:
             os.link(source, tmp)
         except OSError as exc:
-            if exc.errno != 18:  # EXDEV: .local/ is always on the same filesystem, but be plain
+            if exc.errno != errno.EXDEV:  # .local/ is on the same filesystem unless someone moved it
                 raise
             shutil.copy2(source, tmp)
         os.replace(tmp, dest)
