@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
              run("bench_sync", "--builds", str(big), "--events", "10000", "--reps", "1" if args.quick else "2"),
              run("bench_tui", "--builds", str(big), *(["--reps", "2", "--skip-peer"] if args.quick else [])),
              *(run(module, *(["--quick"] if args.quick else []))
-               for module in ("bench_dispatch", "bench_farm", "bench_logstream", "bench_sign"))]
+               for module in ("bench_dispatch", "bench_farm", "bench_logstream", "bench_sign", "bench_merge"))]
     failed = sum(1 for code in codes if code != 0)
     if failed:
         print(f"{failed} benchmark(s) failed; their figures above are missing or partial", file=sys.stderr)
