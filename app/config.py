@@ -21,7 +21,7 @@ from app.errors import ConfigError, UsageError
 
 _KEYS = {"repo", "artifacts", "remote", "repos", "gnupg", "repos_url"}
 _LISTS = {"builder"}  # arrays of tables: [[builder]]
-_TABLES = {"runner", "keys"}  # [runner], [keys]; read by app.builders and app.keymap
+_TABLES = {"runner", "keys", "smtp"}  # [runner], [keys], [smtp]; read by app.builders, app.keymap, app.notify
 
 
 def data_home() -> str:

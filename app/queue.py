@@ -8,7 +8,7 @@ first.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from app import audit, builds, lifecycle
 from app.actions import Action
@@ -48,6 +48,8 @@ class Queue:
         self.store = store
         self.actor = actor
         self.index = index
+        # told of every write: [(the build before, after, the event id)]; mail hangs here
+        self.listeners: list[Callable[[list[tuple[BuildView, BuildView, str]]], None]] = []
 
     def view(self, build: str) -> BuildView:
         snap = self.store.snapshot()
@@ -85,17 +87,20 @@ class Queue:
 
     def _apply(self, build: str, op: Op, per_build: Mapping[str, Mapping[str, Any]] | None = None,
                **how: Any) -> list[BuildView]:
-        after: list[BuildView] = []
+        changes: list[tuple[BuildView, BuildView, str]] = []
 
         def plan(snap: Snapshot) -> Change:
             planned = self._plan(snap, build, op, how, per_build)
-            after[:] = [folded for _, (_, _, _, folded) in planned]
+            changes[:] = [(member, folded, path.rsplit("/", 1)[-1][:-len(".json")])
+                          for member, (path, _, _, folded) in planned]
             files = {path: body for _, (path, body, _, _) in planned}
             events = [event for _, (_, _, event, _) in planned]
             return Change(files, audit.build_message([m for m, _ in planned], events), self.actor)
 
         self.store.update(plan)
-        return list(after)
+        for listener in self.listeners:
+            listener(list(changes))
+        return [after for _, after, _ in changes]
 
     def _plan(self, snap: Snapshot, build: str, op: Op, how: Mapping[str, Any],
               per_build: Mapping[str, Mapping[str, Any]] | None) -> list[tuple[BuildView, tuple]]:

@@ -57,6 +57,7 @@ class Wiring:
     tool: Callable[[str], BuildTool]
     serve_repos: Callable[[], int]  # starts the repo server (once); its port here
     progress: Callable[[str], Progress | None] = lambda what: None
+    housekeeping: Callable[[], None] = lambda: None  # called every round (the mail outbox's retries)
 
 
 class Runner:
@@ -114,6 +115,7 @@ class Runner:
             self.dirty, self._looked = False, time.monotonic()
             started = self._dispatch()
         self._write_status()
+        self.wiring.housekeeping()
         busy = any(h.running for h in self.hosts) or any(h.state is HostState.CONNECTING for h in self.hosts)
         return bool(moved or finished or started or busy or self.unwritten or self.store.head() != self.seen)
 

@@ -380,3 +380,4 @@ class Published:
 # still imports them from here.
 from backends.signing_protocols import KeyInfo, Keyring, Signer  # noqa: E402,F401
 from backends.repo_protocols import LOCAL, Merged, RepoMerger, RepoSource  # noqa: E402,F401
+from backends.notify_protocols import Mail, Notifier  # noqa: E402,F401

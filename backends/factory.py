@@ -58,6 +58,11 @@ def signer(home: str):
     return RpmSigner(home)
 
 
+def smtp_notifier(host: str, port: int, starttls: bool, user: str, password_file: str):
+    from backends.smtp import SmtpNotifier
+    return SmtpNotifier(host, port, starttls, user, password_file)
+
+
 def git_config(key: str, repo_path: str | None = None) -> str | None:
     """A git config value for a repo that may not exist yet (global config)."""
     command = ["git", "config", "--get", key]

@@ -13,19 +13,21 @@ import sys
 from functools import cached_property
 from typing import Any
 
-from app import builders, config, identity, waits
+from app import builders, builds, config, identity, waits
 from app.admin import Admin
 from app.buildroot import Buildroots
 from app.errors import SluiceError, UsageError
 from app.index import Index
 from app.keys import Keys
+from app.notify import Mailer, Outbox, SmtpSettings
 from app.queue import Queue
 from app.release import Releases
 from app.signing import Signing
 from app.submit import Submitter
 from app.sync import Syncer
 from backends.base import Person
-from backends.factory import Backends, RepoService, git_config, keyring, machine_arch, open_transport, signer
+from backends.factory import (Backends, RepoService, git_config, keyring, machine_arch, open_transport, signer,
+                              smtp_notifier)
 
 
 class Context:
@@ -61,7 +63,21 @@ class Context:
 
     @cached_property
     def queue(self) -> Queue:
-        return Queue(self.backends.store, self.actor, self.index)
+        queue = Queue(self.backends.store, self.actor, self.index)
+        if self.mailer is not None:
+            queue.listeners.append(self.mailer)
+        return queue
+
+    @cached_property
+    def mailer(self) -> Mailer | None:
+        """Mail about builds, when the local config has [smtp] (see app.notify)."""
+        smtp = SmtpSettings.load(self.config)
+        if smtp is None:
+            return None
+        store = self.backends.store
+        return Mailer(Outbox(os.path.join(store.index_dir(), "outbox")),
+                      smtp_notifier(smtp.host, smtp.port, smtp.starttls, smtp.user, smtp.password_file),
+                      smtp.sender, lambda: builds.load_policy(store.snapshot()), self.note)
 
     @cached_property
     def submitter(self) -> Submitter:

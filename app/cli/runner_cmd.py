@@ -43,7 +43,8 @@ def register(commands, common) -> None:
 
 def runner(ctx: Context, bars: Bars) -> Runner:
     b = ctx.backends
-    wiring = Wiring(ctx.connect, build_tool, ctx.repo_service.port, bars)
+    wiring = Wiring(ctx.connect, build_tool, ctx.repo_service.port, bars,
+                    ctx.mailer.housekeeping if ctx.mailer else (lambda: None))
     return Runner(b.store, ctx.index, ctx.queue, b.artifacts, b.reader, ctx.settings, wiring, ctx.buildroots,
                   ctx.live_root, b.store.index_dir(), ctx.note)
 
