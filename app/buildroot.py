@@ -69,7 +69,8 @@ class Buildroots:
                 if row["id"] not in self._missing:
                     self._missing.add(row["id"])
                     self.note(f"buildroot {row['target']}: {row['nvr']} ({row['id'][:7]}) left out, its RPMs "
-                              f"are not in this machine's artifact store ({', '.join(absent[:3])})")
+                              f"are not in this machine's artifact store ({', '.join(absent[:3])}); "
+                              "`sluice sync` fetches them")
                 continue
             members[row["target"]].append(row["id"])
             for rpm in rpms:

@@ -182,7 +182,7 @@ class Releases:
             if not self.artifacts.has(artifact.sha256):
                 raise BadInput(f"the signed {artifact.name} of {view.record.nvr} ({view.record.short}) is not "
                                "in this machine's artifact store; nothing was published",
-                               "publish on the machine that signed it, or copy its artifact store here")
+                               "`sluice sync` fetches it once the signer's machine has synced; or publish there")
         return rpms
 
     def _publish_repo(self, target: str, stage: str, packages: tuple[Package, ...], key: TargetKey,

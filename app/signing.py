@@ -133,8 +133,8 @@ class Signing:
                     if not self.artifacts.has(artifact.sha256):
                         raise BadInput(f"{artifact.name} of {member.record.nvr} ({member.record.short}) is not "
                                        "in this machine's artifact store; nothing was signed",
-                                       "sign on the machine that built it (artifacts do not travel with "
-                                       "`sluice sync`), or copy its artifact store here")
+                                       "`sluice sync` fetches it from the artifact remote once the machine "
+                                       "that built it has synced; or sign there")
                     path = os.path.join(folder, artifact.name)
                     shutil.copyfile(self.artifacts.path(artifact.sha256), path)
                     copies[(member.id, artifact.name)] = path

@@ -11,7 +11,7 @@ import hashlib
 import os
 import tempfile
 
-from backends.base import BackendError, Stored
+from backends.base import BackendError, BadInput, Stored
 
 _CHUNK = 1 << 20
 
@@ -32,7 +32,9 @@ class FileArtifactStore:
     def has(self, sha256: str) -> bool:
         return os.path.exists(self.path(sha256))
 
-    def put(self, path: str) -> Stored:
+    def put(self, path: str, expect: str | None = None) -> Stored:
+        """Store a copy of `path` under its sha256; with `expect`, a file
+        whose sha256 differs is refused (BadInput) and nothing is stored."""
         try:
             fd, tmp = tempfile.mkstemp(dir=self.incoming(), prefix=".put-")
         except OSError as exc:
@@ -40,6 +42,9 @@ class FileArtifactStore:
                                "check that it exists, is writable and has free space") from exc
         try:
             digest, size = _copy_hashing(path, fd)
+            if expect is not None and digest != expect:
+                raise BadInput(f"{path} is not the file it was named for: its sha256 is {digest}, "
+                               f"not {expect}; it was not stored", "the copy is damaged or was altered")
             final = self.path(digest)
             os.makedirs(os.path.dirname(final), exist_ok=True)
             if os.path.exists(final):
@@ -51,7 +56,7 @@ class FileArtifactStore:
         except OSError as exc:
             _discard(tmp)
             raise BackendError(f"cannot store {path} in {self.root}: {exc.strerror}",
-                               "check free space and permissions, then submit again") from exc
+                               "check free space and permissions, then try again") from exc
         except BaseException:
             _discard(tmp)
             raise

@@ -213,7 +213,10 @@ class Stored:
 class ArtifactStore(Protocol):
     """Content-addressed files (SRPMs, RPMs, logs) outside git."""
 
-    def put(self, path: str) -> Stored: ...
+    def put(self, path: str, expect: str | None = None) -> Stored:
+        """Store a copy of `path`; with `expect`, refuse (BadInput, nothing
+        stored) a file whose sha256 is not `expect`."""
+        ...
 
     def path(self, sha256: str) -> str: ...
 
@@ -381,3 +384,4 @@ class Published:
 from backends.signing_protocols import KeyInfo, Keyring, Signer  # noqa: E402,F401
 from backends.repo_protocols import LOCAL, Merged, RepoMerger, RepoSource  # noqa: E402,F401
 from backends.notify_protocols import Mail, Notifier  # noqa: E402,F401
+from backends.artifact_protocols import ArtifactRemote  # noqa: E402,F401

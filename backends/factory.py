@@ -88,6 +88,15 @@ def open_transport(kind: str, host: str, port: int, user: str, key: str, known_h
     return SshTransport(host, port, user, key, known_hosts, max_sessions=max_sessions)
 
 
+def artifact_remote(url: str, configured: str | None, key: str | None, known_hosts: str | None):
+    """The artifact remote for a git remote at `url`: the `configured`
+    folder, else the one beside the remote; None when there is none to reach
+    (an https remote with nothing configured)."""
+    from backends import artifact_remote as found
+    location = found.parse(configured) if configured else found.beside(url)
+    return found.connect(location, key, known_hosts) if location else None
+
+
 def build_tool(name: str):
     from backends.buildtools import tool_for
     return tool_for(name)

@@ -106,10 +106,13 @@ class GitStateStore:
 
     def changes(self, old: str, new: str) -> list[FileChange] | None:
         """The files that differ from `old` to `new`, or None when `new` does
-        not descend from `old` (the caller must then start over)."""
+        not descend from `old` or `old` is unknown (the caller must then start over)."""
         if old == new:
             return []
-        if not self.repo.descendant_of(new, old):
+        try:
+            if not self.repo.descendant_of(new, old):
+                return None
+        except (pygit2.GitError, KeyError, ValueError):  # `old` is not (or no longer) in this repo
             return None
         return list(diff_trees(self.repo[old].tree, self.repo[new].tree))
 

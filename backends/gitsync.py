@@ -39,6 +39,12 @@ class GitCliTransport:
             return remote
         return "url-" + hashlib.sha1(remote.encode()).hexdigest()[:12]
 
+    def url(self, remote: str) -> str:
+        """The URL of a remote of the state repo, or `remote` itself."""
+        if remote in self.repo.remotes.names():
+            return self.repo.remotes[remote].url or remote
+        return remote
+
     def fetch(self, remote: str) -> str | None:
         _check_remote(remote)
         space = self.namespace(remote)

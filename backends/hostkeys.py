@@ -29,7 +29,7 @@ def load(client: paramiko.SSHClient, path: str) -> list[bytes]:
         return revoked
     except OSError as exc:
         raise HostKeyRefused(f"cannot read known_hosts file {path}: {exc.strerror}",
-                             "fix the `known_hosts` path in the builder's config") from exc
+                             "fix the `known_hosts` path in the local config") from exc
     keys = client.get_host_keys()
     lines = [raw.strip() for raw in lines if raw.strip() and not raw.strip().startswith("#")]
     revoked = [_decode(fields[3]) for fields in (line.split() for line in lines)
@@ -72,29 +72,32 @@ class Refuse(paramiko.RejectPolicy):
 
 
 def refusal(exc: Exception, user: str, host: str, port: int, address: str, key: str,
-            known_hosts: str) -> BackendError:
-    """The error to show for a failed handshake: what happened, what to do."""
+            known_hosts: str, role: str = "builder") -> BackendError:
+    """The error to show for a failed handshake: what happened, what to do.
+    `role` names what the host is to sluice ("builder", "artifact host")."""
     where = f"{user}@{host}:{port}"
+    use = "build there" if role == "builder" else "connect to it"
     if isinstance(exc, UnknownHostKey) and exc.revoked:
         return HostKeyRefused(f"the host key of {address} ({exc.key.get_name()} {exc.key.fingerprint}) is "
-                              f"marked @revoked in {known_hosts}", "do not build there; ask the host's admin")
+                              f"marked @revoked in {known_hosts}", f"do not {use}; ask the host's admin")
     if isinstance(exc, UnknownHostKey):
         return HostKeyRefused(
             f"the host key of {address} is not in {known_hosts}; it offered "
             f"{exc.key.get_name()} {exc.key.fingerprint}",
             f"compare that fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` run on the "
-            f"builder itself, and if they match add it (exactly the key you compared): "
+            f"{role} itself, and if they match add it (exactly the key you compared): "
             f"echo '{address} {exc.key.get_name()} {exc.key.get_base64()}' >> {known_hosts}")
     if isinstance(exc, paramiko.BadHostKeyException):
         return HostKeyRefused(
             f"the host key of {address} has changed: {known_hosts} expects "
             f"{exc.expected_key.get_name()} {exc.expected_key.fingerprint}, the host offered "
             f"{exc.key.get_name()} {exc.key.fingerprint}; this is a possible man-in-the-middle attack",
-            "do not build there until the host's admin confirms the new key; then replace its line "
+            f"do not {use} until the host's admin confirms the new key; then replace its line "
             f"(ssh-keygen -R '{address}' -f {known_hosts})")
     if isinstance(exc, paramiko.AuthenticationException):
-        return Disconnected(f"{where} did not accept the key {key}",
-                            f"add {key}.pub to {user}'s authorized_keys on the builder")
+        return Disconnected(f"{where} did not accept the key {key or '(your agent and ~/.ssh keys)'}",
+                            f"add {key or 'your public key'}{'.pub' if key else ''} to {user}'s "
+                            f"authorized_keys on the {role}")
     return Disconnected(f"the SSH handshake with {where} failed: {str(exc) or type(exc).__name__}",
                         f"check that an SSH server answers there: ssh -p {port} {user}@{host}")
 

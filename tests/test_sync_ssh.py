@@ -8,7 +8,9 @@ server's log shows the traffic really went over ssh.
 """
 from __future__ import annotations
 
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -24,9 +26,15 @@ FORGED_POLICY = b'[[grant]]\nrole = "admin"\nemail = "mallory@example.org"\n'
 @pytest.fixture
 def ssh_hub(ssh_host, make_clone, monkeypatch):
     """A bare hub holding a queue, served by a real sshd; returns (host, hub).
-    The queue reaches the hub by a first push over ssh, which creates its ref."""
+    The queue reaches the hub by a first push over ssh, which creates its ref.
+    Artifacts travel over paramiko, which reads ~/.ssh/config as a user's
+    would have it (git's ssh here reads none: GIT_SSH_COMMAND says how)."""
     host = ssh_host()
     monkeypatch.setenv("GIT_SSH_COMMAND", host.ssh_command)
+    ssh = Path(os.environ["HOME"]) / ".ssh"
+    ssh.mkdir(exist_ok=True)
+    (ssh / "config").write_text(f"Host {host.host}\n  IdentityFile {host.key}\n"
+                                f"  UserKnownHostsFile {host.known_hosts}\n")
     origin = make_clone("origin")
     hub = make_clone("hub.git", init=False)
     assert syncer(origin).sync(host.url(hub.path)).sent
@@ -40,7 +48,7 @@ def join(sluice, url: str, clone) -> None:
     assert result.code == 0, result.err
 
 
-def test_two_clones_meet_through_a_hub_over_ssh(ssh_hub, make_clone, make_srpm, sluice):
+def test_two_clones_meet_through_a_hub_over_ssh(ssh_hub, make_clone, make_srpm, sluice, monkeypatch):
     host, hub = ssh_hub
     url = host.url(hub.path)
     alice, bob = make_clone("alice", init=False), make_clone("bob", init=False)
@@ -50,15 +58,21 @@ def test_two_clones_meet_through_a_hub_over_ssh(ssh_hub, make_clone, make_srpm, 
     b = bob.submit(make_srpm("beta"), who=BOB)
     logins = host.logins()
 
+    monkeypatch.setenv("SLUICE_ARTIFACTS", alice.artifacts.root)
     first = sluice("--json", "sync", url, repo_path=str(alice.path))
     assert first.code == 0, first.err
     assert first.json["pushed"] and first.json["commits"] == 0
+    monkeypatch.setenv("SLUICE_ARTIFACTS", bob.artifacts.root)
     second = sluice("--json", "sync", url, repo_path=str(bob.path), user=BOB)
     assert second.code == 0, second.err
     assert second.json["pushed"] and (second.json["commits"], second.json["events"]) == (1, 1)
+    monkeypatch.setenv("SLUICE_ARTIFACTS", alice.artifacts.root)
     third = sluice("--json", "sync", url, repo_path=str(alice.path))
     assert third.code == 0, third.err
     assert not third.json["pushed"] and (third.json["commits"], third.json["events"]) == (2, 1)
+    # the SRPMs went over SFTP to the hub's artifact folder; alice, the admin who builds, fetched bob's
+    assert (first.json["artifacts"]["sent"], second.json["artifacts"]["sent"]) == (1, 1)
+    assert (second.json["artifacts"]["fetched"], third.json["artifacts"]["fetched"]) == (0, 1)
 
     assert alice.store.head() == bob.store.head() == hub.store.head() == third.json["head"]
     for clone in (alice, bob):
