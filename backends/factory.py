@@ -58,6 +58,16 @@ def signer(home: str):
     return RpmSigner(home)
 
 
+def contents_reader():
+    from backends.rpmcontents import RpmContentsReader
+    return RpmContentsReader()
+
+
+def linter():
+    from backends.rpmcontents import RpmLinter
+    return RpmLinter()
+
+
 def smtp_notifier(host: str, port: int, starttls: bool, user: str, password_file: str):
     from backends.smtp import SmtpNotifier
     return SmtpNotifier(host, port, starttls, user, password_file)
