@@ -85,8 +85,10 @@ class Admin:
             self._admin_policy(snap, "change targets")
             exists = snap.object_id(target_path(target.name)) is not None
             chosen = target
-            if exists and not target.signing_key:  # a reloaded target keeps its signing key
-                chosen = dataclasses.replace(target, signing_key=builds.load_target(snap, target.name).signing_key)
+            if exists and not target.signing_key:  # a reloaded target keeps its signing keys
+                have = builds.load_target(snap, target.name)
+                chosen = dataclasses.replace(target, signing_key=have.signing_key,
+                                             retired_keys=target.retired_keys or have.retired_keys)
             if exists and not replace:
                 raise StateConflict(f"target {target.name} exists",
                                     f"see it with `sluice target show {target.name}`; replace it with "

@@ -16,7 +16,7 @@ from app.model import ARCH, FINGERPRINT, NAME
 from backends.base import SourcePackage
 
 TARGETS_DIR = "config/targets"
-_KEYS = {"arches", "mock_config", "dist_tag", "external_repo", "supersede", "signing_key"}
+_KEYS = {"arches", "mock_config", "dist_tag", "external_repo", "supersede", "signing_key", "retired_keys"}
 _URL = re.compile(r"(https?|file)://\S+")
 
 
@@ -39,12 +39,17 @@ class Target:
     external_repos: tuple[ExternalRepo, ...] = ()
     supersede: bool = True
     signing_key: str = ""  # the fingerprint of the key that signs this target's RPMs
+    retired_keys: tuple[str, ...] = ()  # keys it signed with before, oldest first: never to sign again
 
     def __post_init__(self) -> None:
         check_name(self.name, "target")
-        if self.signing_key and not FINGERPRINT.fullmatch(self.signing_key):
-            raise UsageError(f"signing_key {self.signing_key!r} is not a key fingerprint",
-                             "give the full fingerprint in upper-case hex, as `sluice key list` shows it")
+        for key in (self.signing_key, *self.retired_keys):
+            if key and not FINGERPRINT.fullmatch(key):
+                raise UsageError(f"signing key {key!r} is not a key fingerprint",
+                                 "give the full fingerprint in upper-case hex, as `sluice key list` shows it")
+        if self.signing_key in self.retired_keys or len(set(self.retired_keys)) != len(self.retired_keys):
+            raise UsageError(f"target {self.name} lists a retired key twice, or as its signing_key",
+                             "a retired key never signs again: rotate to a new one with `sluice key rotate`")
         if not self.arches:
             raise UsageError(f"target {self.name} needs at least one arch", "pass --arch ARCH")
         for arch in (*self.arches, *self.mock_config):
@@ -88,6 +93,8 @@ class Target:
                "external_repo": [{"name": r.name, "url": r.url} for r in self.external_repos]}
         if self.signing_key:
             doc["signing_key"] = self.signing_key
+        if self.retired_keys:
+            doc["retired_keys"] = list(self.retired_keys)
         header = (f"sluice target {self.name}. External repos feed the buildroot in this order;\n"
                   "the first repo that has a package wins.")
         return tomlfile.dumps(doc, header).encode()
@@ -118,10 +125,13 @@ class Target:
         for key, kind in (("dist_tag", str), ("supersede", bool), ("signing_key", str)):
             if key in doc and not isinstance(doc[key], kind):
                 raise ConfigError(at(key), f"{key} must be a {kind.__name__}")
+        retired = doc.get("retired_keys", [])
+        if not (isinstance(retired, list) and all(isinstance(k, str) for k in retired)):
+            raise ConfigError(at("retired_keys"), "retired_keys must be a list of key fingerprints")
         try:
             return cls(name, tuple(arches), dict(mock), doc.get("dist_tag", ""),
                        tuple(ExternalRepo(r["name"], r["url"]) for r in repos), doc.get("supersede", True),
-                       doc.get("signing_key", ""))
+                       doc.get("signing_key", ""), tuple(retired))
         except UsageError as exc:
             raise ConfigError(where, exc.message, exc.hint) from exc
 
@@ -129,6 +139,7 @@ class Target:
         lines = [f"target {self.name}", f"  arches:   {' '.join(self.arches)}",
                  f"  dist tag: {self.dist_tag or '-'}", f"  supersede older builds: {'yes' if self.supersede else 'no'}",
                  f"  signing key: {self.signing_key or '- (`sluice key create --target ' + self.name + '`)'}"]
+        lines += [f"  retired key: {key}" for key in self.retired_keys]
         lines += [f"  mock {arch}: {self.mock_config_for(arch)}" for arch in self.arches]
         lines += [f"  external repo {n}. {r.name} {r.url}" for n, r in enumerate(self.external_repos, 1)]
         return lines

@@ -56,24 +56,28 @@ def manifests(sluice, stage: str) -> dict[str, dict]:
     return {p[len(prefix):]: json.loads(d) for p, d in files.items() if p.startswith(prefix)}
 
 
-def dnf_install(sluice, package: str, tmp_path: Path, stage: str = "stable") -> subprocess.CompletedProcess:
+def dnf_install(sluice, package: str, tmp_path: Path, stage: str = "stable",
+                stanza: str | None = None) -> subprocess.CompletedProcess:
     """Install with the real dnf into a fresh installroot, using the .repo
-    stanza `sluice repo-file` prints: fresh cache, no system repos."""
+    stanza `sluice repo-file` prints (or `stanza`): fresh cache, no system
+    repos. `.installed` says whether rpm finds it, `.nevr` what it found."""
     work = Path(tempfile.mkdtemp(prefix="dnf-", dir=tmp_path))
     (work / "dnf.conf").write_text("[main]\n")
     for folder in ("repos.d", "log", "cache", "persist", "root"):
         (work / folder).mkdir()
-    stanza = sluice("repo-file", "default", "--stage", stage)
-    assert stanza.code == 0, stanza.err
-    (work / "repos.d" / "sluice.repo").write_text(stanza.out)
+    if stanza is None:
+        printed = sluice("repo-file", "default", "--stage", stage)
+        assert printed.code == 0, printed.err
+        stanza = printed.out
+    (work / "repos.d" / "sluice.repo").write_text(stanza)
     command = ["dnf", "-y", f"--installroot={work}/root", f"--config={work}/dnf.conf",
                f"--setopt=reposdir={work}/repos.d", f"--setopt=cachedir={work}/cache",
                f"--setopt=logdir={work}/log", f"--setopt=persistdir={work}/persist",
                "--setopt=skip_if_unavailable=False", "--setopt=install_weak_deps=False", "--noplugins",
                "--releasever=sluice", "install", package]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    result.installed = subprocess.run(["rpm", "--root", f"{work}/root", "-q", package],
-                                      capture_output=True, text=True).returncode == 0
+    query = subprocess.run(["rpm", "--root", f"{work}/root", "-q", package], capture_output=True, text=True)
+    result.installed, result.nevr = query.returncode == 0, query.stdout.strip()
     return result
 
 
