@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from app import audit, builds, manifests
 from app.errors import BadInput, NotPermitted, StateConflict, UsageError
-from app.targets import target_path
+from app.targets import Target, target_path
 from backends.base import Change, KeyInfo, Keyring, Person, Snapshot, StateStore, write_atomic
 
 WARN_DAYS = 30
@@ -43,7 +43,7 @@ class TargetKey:
 
     def warning(self) -> str | None:
         days = self.days_left()
-        if days is None or days >= WARN_DAYS:
+        if days is None or days >= WARN_DAYS or self.status != "current":  # a retired key may expire
             return None
         when = f"expired on {self.key.expires}" if days < 0 else f"expires on {self.key.expires} (in {days} days)"
         return f"the signing key {self.fingerprint} of target {self.target} {when}"
@@ -67,11 +67,9 @@ class Keys:
 
     def create(self, target: str, passphrase: str | None, rsa: bool = False, expires: str = "5y") -> TargetKey:
         """Make the target's key (admins only, once per target) and record it."""
-        if not EXPIRES.fullmatch(expires):
-            raise UsageError(f"--expires {expires!r} is not a duration",
-                             "use 0 (never), a number of days, or e.g. 90d, 12w, 6m, 2y")
+        check_expires(expires)
         self._check(self.store.snapshot(), target)
-        info = self.keyring.create(f"sluice {target} signing key <{self.actor.email}>", passphrase, rsa, expires)
+        info = self.new_key(target, passphrase, rsa, expires)
 
         def plan(snap: Snapshot) -> Change:
             current = self._check(snap, target)
@@ -84,15 +82,24 @@ class Keys:
         self.export(target)
         return TargetKey(target, info.fingerprint, info)
 
-    def _check(self, snap: Snapshot, target: str):
+    def new_key(self, target: str, passphrase: str | None, rsa: bool, expires: str) -> KeyInfo:
+        """A new secret key in this machine's keyring (nothing recorded yet)."""
+        return self.keyring.create(f"sluice {target} signing key <{self.actor.email}>", passphrase, rsa, expires)
+
+    def admin_target(self, snap: Snapshot, target: str, what: str) -> Target:
+        """The target, when the actor is an admin (only admins change keys)."""
         policy = builds.load_policy(snap)
         if not policy.is_admin(self.actor.email):
-            raise NotPermitted(f"{self.actor.email} may not create signing keys: only admins may",
+            raise NotPermitted(f"{self.actor.email} may not {what}: only admins may",
                                f"ask an admin ({', '.join(policy.holders('admin'))})")
-        current = builds.load_target(snap, target)
+        return builds.load_target(snap, target)
+
+    def _check(self, snap: Snapshot, target: str) -> Target:
+        current = self.admin_target(snap, target, "create signing keys")
         if current.signing_key:
             raise StateConflict(f"target {target} already has a signing key, {current.signing_key}",
-                                "one key per target; see it with `sluice key list`")
+                                "one key per target: see it with `sluice key list`, replace it with "
+                                f"`sluice key rotate --target {target} -m WHY`")
         return current
 
     def list(self) -> list[TargetKey]:
@@ -148,13 +155,22 @@ class Keys:
         used = (in_repos(snap, target) if config.retired_keys else set()) | set(signers)
         wanted = [config.signing_key, *(f for f in reversed(config.retired_keys) if f in used)]
         wanted += sorted(used - set(wanted))
-        for fingerprint in wanted:
+        self.require_public(target, wanted)
+        return self.keyring.export(*wanted)
+
+    def require_public(self, target: str, fingerprints) -> None:
+        for fingerprint in fingerprints:
             if not self.keyring.has_public(fingerprint):
                 raise BadInput(f"the public key {fingerprint}, whose signatures are in the repos of target "
                                f"{target}, is not on this machine, so dnf could not check them",
                                f"import it: `gpg --homedir {self.home} --import KEY.asc` (an earlier "
-                               f"{key_file_name(target)} holds it)")
-        return self.keyring.export(*wanted)
+                               f"{key_file_name(target)} holds it); nothing was changed")
+
+
+def check_expires(expires: str) -> None:
+    if not EXPIRES.fullmatch(expires):
+        raise UsageError(f"--expires {expires!r} is not a duration",
+                         "use 0 (never), a number of days, or e.g. 90d, 12w, 6m, 2y")
 
 
 def in_repos(snap: Snapshot, target: str) -> set[str]:
