@@ -85,8 +85,8 @@ class Admin:
             self._admin_policy(snap, "change targets")
             exists = snap.object_id(target_path(target.name)) is not None
             chosen = target
-            if exists and not target.signing_key:  # a reloaded target keeps its signing key
-                chosen = dataclasses.replace(target, signing_key=builds.load_target(snap, target.name).signing_key)
+            if exists:
+                chosen = _keep_keys(target, builds.load_target(snap, target.name))
             if exists and not replace:
                 raise StateConflict(f"target {target.name} exists",
                                     f"see it with `sluice target show {target.name}`; replace it with "
@@ -118,3 +118,14 @@ def _read(path: str) -> bytes:
             return f.read()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}", "check the path") from exc
+
+
+def _keep_keys(loaded: Target, have: Target) -> Target:
+    """A reloaded target keeps its signing key unless the file names one,
+    and never forgets a retired key (nor the key a new one replaces): a
+    retired key must never sign again, and its public key stays published
+    while the repos hold its signatures."""
+    signing = loaded.signing_key or have.signing_key
+    replaced = (have.signing_key,) if have.signing_key and have.signing_key != signing else ()
+    retired = tuple(dict.fromkeys((*have.retired_keys, *loaded.retired_keys, *replaced)))
+    return dataclasses.replace(loaded, signing_key=signing, retired_keys=retired)

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from app.errors import BadInput
+from app.errors import AmbiguousId, BadInput, NotFound
 from app.model import FINGERPRINT, NAME, SHA256
 from app.tasks import safe_name
 from backends.base import Snapshot
@@ -98,3 +98,25 @@ def latest(snap: Snapshot, target: str, repo: str) -> Manifest | None:
     name = max(names)  # zero-padded numbers sort as numbers
     path = f"{folder(target, repo)}/{name}"
     return parse(path, snap.read(path) or b"")
+
+
+def find(snap: Snapshot, target: str, repo: str, which: str) -> tuple[str, Manifest]:
+    """One of a repo's manifests and its name, by number (`12`) or name
+    (`00000012-ab12cd34`, `.json` optional); two clones publishing at once
+    can share a number."""
+    names = sorted(n[:-len(".json")] for n in snap.list(folder(target, repo)) if n.endswith(".json"))
+    wanted = which[:-len(".json")] if which.endswith(".json") else which
+    if wanted.isdigit():
+        chosen = [n for n in names if int(n[:8]) == int(wanted)]
+    else:
+        chosen = [n for n in names if n == wanted]
+    if not chosen:
+        known = ", ".join(names[-5:]) or "none yet"
+        raise NotFound(f"the {repo} repo of target {target} has no manifest {which!r} (latest: {known})",
+                       f"see its history with `git log refs/sluice/state -- repos/{target}/{repo}`")
+    if len(chosen) > 1:
+        raise AmbiguousId(f"two clones published manifest {int(wanted)} of the {repo} repo of target {target}: "
+                          f"{', '.join(chosen)}", "name one of them in full")
+    path = f"{folder(target, repo)}/{chosen[0]}.json"
+    return chosen[0], parse(path, snap.read(path) or b"")
+

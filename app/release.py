@@ -127,6 +127,7 @@ class Releases:
         for target in targets:
             key = self.keys.for_target(target)
             ready[target] = (key, self._passphrase(key, passphrase))
+            self.keys.key_file(target)  # a retired key's public half missing here: refused now, not after
             for stage in STAGES:
                 _check_writable(repo_dir(self.root, target, stage))
         for member in members:

@@ -16,7 +16,7 @@ from app.model import ARCH, FINGERPRINT, NAME
 from backends.base import LOCAL, SourcePackage
 
 TARGETS_DIR = "config/targets"
-_KEYS = {"arches", "mock_config", "dist_tag", "external_repo", "supersede", "signing_key"}
+_KEYS = {"arches", "mock_config", "dist_tag", "external_repo", "supersede", "signing_key", "retired_keys"}
 _URL = re.compile(r"(https?|file)://\S+")
 DEFAULT_PRIORITY = 99
 
@@ -41,12 +41,17 @@ class Target:
     external_repos: tuple[ExternalRepo, ...] = ()
     supersede: bool = True
     signing_key: str = ""  # the fingerprint of the key that signs this target's RPMs
+    retired_keys: tuple[str, ...] = ()  # keys it signed with before, oldest first: never to sign again
 
     def __post_init__(self) -> None:
         check_name(self.name, "target")
-        if self.signing_key and not FINGERPRINT.fullmatch(self.signing_key):
-            raise UsageError(f"signing_key {self.signing_key!r} is not a key fingerprint",
-                             "give the full fingerprint in upper-case hex, as `sluice key list` shows it")
+        for key in (self.signing_key, *self.retired_keys):
+            if key and not FINGERPRINT.fullmatch(key):
+                raise UsageError(f"signing key {key!r} is not a key fingerprint",
+                                 "give the full fingerprint in upper-case hex, as `sluice key list` shows it")
+        if self.signing_key in self.retired_keys or len(set(self.retired_keys)) != len(self.retired_keys):
+            raise UsageError(f"target {self.name} lists a retired key twice, or as its signing_key",
+                             "a retired key never signs again: rotate to a new one with `sluice key rotate`")
         if not self.arches:
             raise UsageError(f"target {self.name} needs at least one arch", "pass --arch ARCH")
         for arch in (*self.arches, *self.mock_config):
@@ -98,6 +103,8 @@ class Target:
                                  for r in self.external_repos]}
         if self.signing_key:
             doc["signing_key"] = self.signing_key
+        if self.retired_keys:
+            doc["retired_keys"] = list(self.retired_keys)
         header = (f"sluice target {self.name}. External repos feed the buildroot after the target's own\n"
                   "builds, lowest priority first: the first repo with a source package offers it, and\n"
                   "no later repo offers any package built from that source.")
@@ -130,11 +137,13 @@ class Target:
         for key, kind in (("dist_tag", str), ("supersede", bool), ("signing_key", str)):
             if key in doc and not isinstance(doc[key], kind):
                 raise ConfigError(at(key), f"{key} must be a {kind.__name__}")
+        retired = doc.get("retired_keys", [])
+        if not (isinstance(retired, list) and all(isinstance(k, str) for k in retired)):
+            raise ConfigError(at("retired_keys"), "retired_keys must be a list of key fingerprints")
         try:
             return cls(name, tuple(arches), dict(mock), doc.get("dist_tag", ""),
                        tuple(ExternalRepo(r["name"], r["url"], r.get("priority", DEFAULT_PRIORITY)) for r in repos),
-                       doc.get("supersede", True),
-                       doc.get("signing_key", ""))
+                       doc.get("supersede", True), doc.get("signing_key", ""), tuple(retired))
         except UsageError as exc:
             raise ConfigError(where, exc.message, exc.hint) from exc
 
@@ -142,6 +151,7 @@ class Target:
         lines = [f"target {self.name}", f"  arches:   {' '.join(self.arches)}",
                  f"  dist tag: {self.dist_tag or '-'}", f"  supersede older builds: {'yes' if self.supersede else 'no'}",
                  f"  signing key: {self.signing_key or '- (`sluice key create --target ' + self.name + '`)'}"]
+        lines += [f"  retired key: {key}" for key in self.retired_keys]
         lines += [f"  mock {arch}: {self.mock_config_for(arch)}" for arch in self.arches]
         lines += [f"  buildroot feed 1. {LOCAL} (this target's own builds)"]
         lines += [f"  buildroot feed {n}. {r.name} {r.url} (priority {r.priority})"

@@ -98,11 +98,15 @@ class GnupgKeyring:
                 return info
         raise BackendError(f"key {fingerprint} is not in {self.home}")
 
-    def export(self, fingerprint: str) -> bytes:
-        armored = self.gpg.export_keys(fingerprint)
+    def export(self, *fingerprints: str) -> bytes:
+        missing = [f for f in fingerprints if not self.has_public(f)]
+        armored = self.gpg.export_keys(list(fingerprints)) if fingerprints and not missing else ""
         if not armored:
-            raise BackendError(f"cannot export key {fingerprint} from {self.home}")
+            raise BackendError(f"cannot export key {', '.join(missing or fingerprints)} from {self.home}")
         return armored.encode()
+
+    def has_public(self, fingerprint: str) -> bool:
+        return any(k["fingerprint"] == fingerprint for k in self.gpg.list_keys(keys=[fingerprint]))
 
     def unlocks(self, fingerprint: str, passphrase: str | None) -> bool:
         signed = self.gpg.sign("sluice passphrase check", keyid=fingerprint, passphrase=passphrase or "",

@@ -20,14 +20,20 @@ class KeyInfo:
 
 
 class Keyring(Protocol):
-    """The signing keys (secret keys) of this machine: one per target."""
+    """The signing keys (secret keys) of this machine: one current key per
+    target, plus the public keys of retired ones."""
 
     def create(self, uid: str, passphrase: str | None, rsa: bool, expires: str) -> KeyInfo: ...
 
     def keys(self) -> list[KeyInfo]: ...
 
-    def export(self, fingerprint: str) -> bytes:
-        """The ASCII-armoured public key."""
+    def export(self, *fingerprints: str) -> bytes:
+        """The ASCII-armoured public keys, in one block."""
+        ...
+
+    def has_public(self, fingerprint: str) -> bool:
+        """Whether the keyring holds the public key (a retired key's may be
+        all that is left of it here)."""
         ...
 
     def unlocks(self, fingerprint: str, passphrase: str | None) -> bool:

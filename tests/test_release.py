@@ -15,7 +15,8 @@ import pytest
 from backends.base import Person
 from backends.gitstore import GitStateStore
 from tests.conftest import ALICE, BOB, CAROL, tree_files
-from tests.test_signing import built_and_approved, gnupg, queue, store_path  # noqa: F401 (fixtures)
+from tests.test_signing import (SECRET, built_and_approved, gnupg, never_leaked, phrase_file,  # noqa: F401
+                                queue, store_path)
 
 DAVE = Person("Dave Tester", "dave@example.org")
 ARCH = os.uname().machine
@@ -55,24 +56,28 @@ def manifests(sluice, stage: str) -> dict[str, dict]:
     return {p[len(prefix):]: json.loads(d) for p, d in files.items() if p.startswith(prefix)}
 
 
-def dnf_install(sluice, package: str, tmp_path: Path, stage: str = "stable") -> subprocess.CompletedProcess:
+def dnf_install(sluice, package: str, tmp_path: Path, stage: str = "stable",
+                stanza: str | None = None) -> subprocess.CompletedProcess:
     """Install with the real dnf into a fresh installroot, using the .repo
-    stanza `sluice repo-file` prints: fresh cache, no system repos."""
+    stanza `sluice repo-file` prints (or `stanza`): fresh cache, no system
+    repos. `.installed` says whether rpm finds it, `.nevr` what it found."""
     work = Path(tempfile.mkdtemp(prefix="dnf-", dir=tmp_path))
     (work / "dnf.conf").write_text("[main]\n")
     for folder in ("repos.d", "log", "cache", "persist", "root"):
         (work / folder).mkdir()
-    stanza = sluice("repo-file", "default", "--stage", stage)
-    assert stanza.code == 0, stanza.err
-    (work / "repos.d" / "sluice.repo").write_text(stanza.out)
+    if stanza is None:
+        printed = sluice("repo-file", "default", "--stage", stage)
+        assert printed.code == 0, printed.err
+        stanza = printed.out
+    (work / "repos.d" / "sluice.repo").write_text(stanza)
     command = ["dnf", "-y", f"--installroot={work}/root", f"--config={work}/dnf.conf",
                f"--setopt=reposdir={work}/repos.d", f"--setopt=cachedir={work}/cache",
                f"--setopt=logdir={work}/log", f"--setopt=persistdir={work}/persist",
                "--setopt=skip_if_unavailable=False", "--setopt=install_weak_deps=False", "--noplugins",
                "--releasever=sluice", "install", package]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    result.installed = subprocess.run(["rpm", "--root", f"{work}/root", "-q", package],
-                                      capture_output=True, text=True).returncode == 0
+    query = subprocess.run(["rpm", "--root", f"{work}/root", "-q", package], capture_output=True, text=True)
+    result.installed, result.nevr = query.returncode == 0, query.stdout.strip()
     return result
 
 
@@ -152,6 +157,45 @@ def _unsigned(sluice, build: str, rpm: str, isolated: Path) -> Path:
             if artifact["name"] == rpm and not artifact.get("signed_by"):
                 return store_path(isolated, artifact["sha256"])
     raise AssertionError("no unsigned artifact")
+
+
+def test_a_passphrase_protected_key_pushes_to_stable_and_a_wrong_passphrase_pushes_nothing(
+        queue, make_srpm, isolated, tmp_path, phrase_file):  # noqa: F811
+    assert queue("policy", "grant", "tester", DAVE.email).code == 0
+    assert queue("key", "create", "--target", "default", "--passphrase-file", phrase_file).code == 0
+    [build] = built_and_approved(queue, make_srpm("guarded", "1.0", "1"))
+    results = [queue("sign", build[:7], "--passphrase-file", phrase_file, user=CAROL)]
+    assert results[0].code == 0, results[0].err
+    wrong = tmp_path / "wrong"
+    wrong.write_text(SECRET[::-1] + "\n")
+    store = GitStateStore.open(queue.repo)
+
+    def refused(stage: str, state: str) -> None:
+        before = tree_files(store)
+        asked = queue("push", stage, build[:7], user=ALICE)  # stdin is not a terminal: nobody to ask
+        assert asked.code == 2 and "--passphrase-file" in asked.err, asked.err
+        mistyped = queue("push", stage, build[:7], "--passphrase-file", str(wrong), user=ALICE)
+        assert mistyped.code == 1 and "wrong passphrase" in mistyped.err, mistyped.err
+        assert tree_files(store) == before and queue("--json", "show", build).json["state"] == state
+        assert not list((repos(isolated) / stage).glob("*.rpm"))
+        results.extend((asked, mistyped))
+
+    refused("testing", "signed")
+    assert manifests(queue, "testing") == {}
+    results.append(queue("push", "testing", build[:7], "--passphrase-file", phrase_file, user=CAROL))
+    assert results[-1].code == 0, results[-1].err
+    assert queue("mark-tested", build[:7], user=DAVE).code == 0
+    refused("stable", "tested")
+    assert manifests(queue, "stable") == {} and len(manifests(queue, "testing")) == 1
+    results.append(queue("push", "stable", build[:7], "--passphrase-file", phrase_file))
+    assert results[-1].code == 0, results[-1].err
+    assert [len(m["packages"]) for m in manifests(queue, "stable").values()] == [1]
+    results.append(queue("publish", "--passphrase-file", phrase_file))
+    assert results[-1].out.strip() == "the repos already match the queue"
+
+    installed = dnf_install(queue, "guarded", tmp_path)
+    assert installed.returncode == 0 and installed.installed, installed.stdout + installed.stderr
+    never_leaked(queue, isolated, (SECRET, SECRET[::-1]), results, b"guarded")
 
 
 def test_pushing_needs_the_role_and_the_state(release, make_srpm, isolated):

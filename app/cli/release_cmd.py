@@ -1,4 +1,5 @@
-"""`sluice push testing|stable ID…`, `sluice publish [TARGET]` and
+"""`sluice push testing|stable ID…`, `sluice publish [TARGET]` (and
+`publish TARGET --from-manifest N --into DIR`) and
 `sluice repo-file TARGET [--stage S]`."""
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from app import builds, repofile
 from app.cli import render
 from app.cli.context import Context
 from app.cli.sign_cmd import _ask, read_passphrase
+from app.errors import UsageError
+from app.rebuild import Rebuilds
 
 
 def register(commands, common) -> None:
@@ -20,6 +23,10 @@ def register(commands, common) -> None:
     publish = commands.add_parser("publish", parents=[common], help="bring testing and stable repos up to the queue")
     publish.add_argument("target", nargs="?", metavar="TARGET", help="one target (default: every target with a key)")
     publish.add_argument("--passphrase-file", metavar="F", help="the target key's passphrase")
+    publish.add_argument("--from-manifest", metavar="N",
+                         help="rebuild the repo as manifest N (number or name) lists it, into --into DIR")
+    publish.add_argument("--stage", choices=("testing", "stable"), help="the repo of --from-manifest (default stable)")
+    publish.add_argument("--into", metavar="DIR", help="where --from-manifest rebuilds (DIR/TARGET/STAGE)")
     publish.set_defaults(handler=publish_repos)
 
     repo = commands.add_parser("repo-file", parents=[common], help="print a dnf .repo stanza for a target's repo")
@@ -45,6 +52,8 @@ def push_builds(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def publish_repos(ctx: Context, args: argparse.Namespace) -> int:
+    if args.from_manifest or args.into or args.stage:
+        return rebuild_repo(ctx, args)
     ctx.ready()
     lines = ctx.releases.publish([args.target] if args.target else None, _passphrase(args))
     if ctx.json:
@@ -52,6 +61,25 @@ def publish_repos(ctx: Context, args: argparse.Namespace) -> int:
     else:
         for line in lines or ["the repos already match the queue"]:
             ctx.out(line)
+    return 0
+
+
+def rebuild_repo(ctx: Context, args: argparse.Namespace) -> int:
+    if not (args.from_manifest and args.into and args.target):
+        raise UsageError("--from-manifest, --into and --stage go together, with one TARGET",
+                         "sluice publish TARGET --stage stable --from-manifest N --into DIR")
+    ctx.ready()
+    done = Rebuilds(ctx.releases).rebuild(args.target, args.stage or "stable", args.from_manifest, args.into,
+                                          _passphrase(args))
+    if ctx.json:
+        ctx.emit(done.to_json())
+        return 0
+    ctx.out(f"{done.repo} {done.target} as manifest {done.manifest} lists it: {done.packages} packages "
+            f"in {done.repo_dir}" + ("" if done.changed else " (already so)"))
+    ctx.out(f"public keys: {done.key_file}")
+    section = f"[sluice-{done.target}-{done.repo}]"  # its own repo id, beside the published repo's
+    stanza = repofile.stanza(done.target, done.repo, args.into).rstrip("\n")
+    ctx.out(stanza.replace(section, f"{section[:-1]}-{done.manifest}]", 1))
     return 0
 
 
