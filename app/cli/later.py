@@ -14,8 +14,6 @@ PENDING = {
     "advisory": "advisories",
     "review": "reviews and notifications",
     "import": "importing upstream updates",
-    "verify": "signed history (trust)",
-    "hook": "the server-side hooks (trust)",
 }
 
 
