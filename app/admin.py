@@ -52,6 +52,16 @@ class Admin:
                             [("Op", "policy-revoke"), ("Role", role), ("Email", email),
                              ("Package", package or "*")])
 
+    def set_key(self, email: str, fingerprint: str | None) -> Policy:
+        return self._policy(lambda p: p.with_key(email, fingerprint),
+                            f"{'name' if fingerprint else 'forget'} the commit key of {email}",
+                            [("Op", "policy-key"), ("Email", email), ("Key", fingerprint or "none")])
+
+    def require_signed(self, on: bool) -> Policy:
+        return self._policy(lambda p: p.requiring_signatures(on),
+                            f"{'require' if on else 'stop requiring'} signed commits",
+                            [("Op", "policy-signed"), ("Required", "yes" if on else "no")])
+
     def load_policy_file(self, path: str) -> Policy:
         new = Policy.parse(_read(path), path)
         return self._policy(lambda _: new, f"load policy from {path}", [("Op", "policy-load")])

@@ -20,7 +20,7 @@ from typing import Any
 from app import tomlfile
 from app.errors import ConfigError, UsageError
 
-_KEYS = {"repo", "artifacts", "remote", "repos", "gnupg", "repos_url"}
+_KEYS = {"repo", "artifacts", "remote", "repos", "gnupg", "repos_url", "user_gnupg", "commit_passphrase_file"}
 _LISTS = {"builder"}  # arrays of tables: [[builder]]
 _TABLES = {"runner", "keys", "sync", "smtp"}  # [runner], [keys], [sync], [smtp]; read by app.builders,
 # app.keymap, here and app.notify

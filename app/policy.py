@@ -10,13 +10,15 @@ finish, supersede) are written with an admin's identity.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, replace
+import re
+from dataclasses import dataclass, field, replace
 
 from app import tomlfile
 from app.errors import ConfigError, UsageError
 
 POLICY_PATH = "config/policy.toml"
 ROLES = ("admin", "signer", "tester", "owner", "watcher")
+FINGERPRINT = re.compile(r"[0-9A-F]{40}|[0-9A-F]{64}")  # OpenPGP v4 / v5, as gpg prints them
 _HEADER = ("sluice policy: who may do what. Change it with `sluice policy grant|revoke`;\n"
            "only admins may, and every change is a commit on refs/sluice/state.")
 
@@ -36,8 +38,13 @@ class Policy:
     grants: tuple[Grant, ...] = ()
     owner_may_mark_tested: bool = False
     require_signed_commits: bool = False
+    # email -> the fingerprint of the OpenPGP key that signs that person's commits
+    keys: dict[str, str] = field(default_factory=dict, hash=False)
 
     # ------------------------------------------------------------ queries
+
+    def key_for(self, email: str) -> str | None:
+        return self.keys.get(email)
 
     def has(self, email: str, role: str, package: str | None = None) -> bool:
         return any(g.role == role and g.email == email and g.covers(package) for g in self.grants)
@@ -70,6 +77,27 @@ class Policy:
             merged = ("*",)
         return replace(self, grants=tuple(kept) + (Grant(role, email, merged),))
 
+    def with_key(self, email: str, fingerprint: str | None) -> "Policy":
+        """Name `email`'s commit-signing key (None: forget it)."""
+        _check_email(email)
+        keys = {k: v for k, v in self.keys.items() if k != email}
+        if fingerprint is not None:
+            fingerprint = fingerprint.replace(" ", "").upper()
+            if not FINGERPRINT.fullmatch(fingerprint):
+                raise UsageError(f"{fingerprint!r} is not a key fingerprint",
+                                 "give the full fingerprint (40 hex digits) as `gpg --fingerprint EMAIL` shows it")
+            keys[email] = fingerprint
+        return replace(self, keys=keys)._checked_signing()
+
+    def requiring_signatures(self, on: bool) -> "Policy":
+        return replace(self, require_signed_commits=on)._checked_signing()
+
+    def _checked_signing(self) -> "Policy":
+        if self.require_signed_commits and not any(self.key_for(a) for a in self.holders("admin")):
+            raise UsageError("signed commits would be required, but no admin's key is named",
+                             "name an admin's key first: `sluice policy key EMAIL FINGERPRINT`")
+        return self
+
     def revoke(self, role: str, email: str, package: str | None = None) -> "Policy":
         _check_role(role)
         grants = []
@@ -96,6 +124,8 @@ class Policy:
                "require_signed_commits": self.require_signed_commits,
                "grant": [{"role": g.role, "email": g.email, "packages": list(g.packages)}
                          for g in self.grants]}
+        if self.keys:
+            doc["keys"] = dict(sorted(self.keys.items()))
         return tomlfile.dumps(doc, _HEADER).encode()
 
     @classmethod
@@ -129,12 +159,18 @@ class Policy:
                 raise ConfigError(tomlfile.locate(text, where, tomlfile.key_pattern(key)),
                                   f"{key} must be true or false")
             flags[key] = value
+        keys = _parse_keys(doc.pop("keys", {}), text, where)
         for key in doc:
             raise ConfigError(tomlfile.locate(text, where, tomlfile.key_pattern(key)),
                               f"unknown setting {key!r}")
-        policy = cls(tuple(grants), **flags)
+        policy = cls(tuple(grants), **flags, keys=keys)
         if not policy.holders("admin"):
             raise ConfigError(where, "the policy names no admin", "keep at least one admin grant")
+        if policy.require_signed_commits and not any(policy.key_for(a) for a in policy.holders("admin")):
+            raise ConfigError(tomlfile.locate(text, where, tomlfile.key_pattern("require_signed_commits")),
+                              "require_signed_commits is on, but [keys] names no admin's key",
+                              "add `\"ADMIN-EMAIL\" = \"FINGERPRINT\"` under [keys], or nobody could "
+                              "change the policy again")
         return policy
 
     @classmethod
@@ -142,8 +178,28 @@ class Policy:
         return cls((Grant("admin", admin), Grant("owner", admin)))
 
     def describe(self) -> list[str]:
-        return [f"{g.role:8} {g.email}  {' '.join(g.packages)}" for g in
-                sorted(self.grants, key=lambda g: (ROLES.index(g.role), g.email))]
+        lines = [f"{g.role:8} {g.email}  {' '.join(g.packages)}" for g in
+                 sorted(self.grants, key=lambda g: (ROLES.index(g.role), g.email))]
+        lines += [f"{'key':8} {email}  {fingerprint}" for email, fingerprint in sorted(self.keys.items())]
+        if self.require_signed_commits:
+            lines.append("every commit must be signed with its author's key above")
+        return lines
+
+
+def _parse_keys(table: object, text: str, where: str) -> dict[str, str]:
+    at = tomlfile.locate(text, where, r"\[\s*keys\s*\]")
+    if not isinstance(table, dict):
+        raise ConfigError(at, "keys must be a table: [keys] then \"EMAIL\" = \"FINGERPRINT\" lines")
+    keys = {}
+    for email, fingerprint in table.items():
+        if "@" not in email:
+            raise ConfigError(at, f"[keys] names {email!r}, which is not an email address")
+        if not isinstance(fingerprint, str) or not FINGERPRINT.fullmatch(fingerprint):
+            raise ConfigError(at, f"the key of {email} must be a full fingerprint in upper-case hex "
+                                  f"(40 digits), not {fingerprint!r}",
+                              "`gpg --list-keys --with-colons EMAIL` prints it on the fpr line")
+        keys[email] = fingerprint
+    return keys
 
 
 def _check_role(role: str) -> None:

@@ -82,11 +82,14 @@ class Snapshot(Protocol):
 class Change:
     """What one write adds to the state tree, and the commit message for it.
 
-    `files` maps tree paths to their new content; nothing is ever deleted."""
+    `files` maps tree paths to their new content; nothing is ever deleted.
+    `sign_with` is the fingerprint of the author's key when the commit must
+    be signed."""
 
     files: Mapping[str, bytes]
     message: str
     author: Person
+    sign_with: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,8 +173,8 @@ class Merger(Protocol):
 
     def merge_problems(self, commit: CommitInfo) -> list[str]: ...
 
-    def union(self, ours: str | None, theirs: str, message: str,
-              author: Person, prefer_theirs: Iterable[str] = ()) -> "Union": ...
+    def union(self, ours: str | None, theirs: str, message: str, author: Person,
+              prefer_theirs: Iterable[str] = (), sign_with: str | None = None) -> "Union": ...
 
     def advance(self, old: str | None, new: str) -> bool: ...
 
@@ -386,3 +389,5 @@ from backends.repo_protocols import LOCAL, Merged, RepoMerger, RepoSource  # noq
 from backends.notify_protocols import Mail, Notifier  # noqa: E402,F401
 from backends.artifact_protocols import ArtifactRemote  # noqa: E402,F401
 from backends.review_protocols import ChangelogEntry, ContentsReader, LintFinding, Linter, RpmContents  # noqa: E402,F401,E501
+from backends.trust_protocols import (BAD, GOOD, UNKNOWN_KEY, UNSIGNED, CommitSigner,  # noqa: E402,F401
+                                      CommitVerifier, Verdict)

@@ -44,6 +44,16 @@ class Backends:
     def merger(self) -> GitMerger:
         return GitMerger(self.store)
 
+    def admit_pushed_objects(self) -> None:
+        """In a pre-receive hook the pushed objects wait in git's quarantine
+        (`GIT_OBJECT_DIRECTORY`, with the repo's own objects as alternates);
+        libgit2 reads only the repo's own unless told, so add them."""
+        paths = [os.environ.get("GIT_OBJECT_DIRECTORY", "")]
+        paths += os.environ.get("GIT_ALTERNATE_OBJECT_DIRECTORIES", "").split(os.pathsep)
+        for path in paths:
+            if path and os.path.isdir(path):
+                self.store.repo.odb.add_disk_alternate(os.path.abspath(path))
+
     def remotes(self) -> list[str]:
         return list(self.store.repo.remotes.names())
 
@@ -51,6 +61,16 @@ class Backends:
 def keyring(home: str):
     from backends.keys import GnupgKeyring
     return GnupgKeyring(home)
+
+
+def commit_signer(home: str | None, passphrase_file: str | None):
+    from backends.commitsign import GnupgCommitSigner
+    return GnupgCommitSigner(home, passphrase_file)
+
+
+def commit_verifier(store: GitStateStore, home: str | None):
+    from backends.commitsign import GnupgCommitVerifier
+    return GnupgCommitVerifier(store.repo, home)
 
 
 def signer(home: str):

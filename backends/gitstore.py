@@ -8,6 +8,7 @@ event is never written against a state it did not see.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import secrets
@@ -16,8 +17,8 @@ from typing import Callable, Iterator
 
 import pygit2
 
-from backends.base import (BackendError, BadInput, Change, CommitInfo, FileChange, Person, RefMoved,
-                           Snapshot, Written)
+from backends.base import (BackendError, BadInput, Change, CommitInfo, CommitSigner, FileChange, Person,
+                           RefMoved, Snapshot, Written)
 from backends.gittree import GitSnapshot, diff_trees, write_tree
 
 STATE_REF = "refs/sluice/state"
@@ -42,6 +43,8 @@ class GitStateStore:
         self.repo = repo
         self.timeout = timeout
         self.replica = self._replica()
+        self.signer: CommitSigner | None = None
+        self.signing_key: Callable[[Snapshot, Change], str | None] | None = None
 
     # ----------------------------------------------------------- opening
 
@@ -125,6 +128,11 @@ class GitStateStore:
 
     # ----------------------------------------------------------- writing
 
+    def sign_commits(self, signer: CommitSigner, key: Callable[[Snapshot, Change], str | None]) -> None:
+        """Sign each commit whose change needs it: `key` (the domain's rule,
+        run on the snapshot the change was planned on) names the key or None."""
+        self.signer, self.signing_key = signer, key
+
     def update(self, plan: Callable[[Snapshot], Change]) -> Written:
         """Run `plan` on the newest snapshot and commit what it returns,
         redoing the plan (and so its validation) whenever the ref moved."""
@@ -134,7 +142,10 @@ class GitStateStore:
             attempt += 1
             ref = self.repo.references.get(STATE_REF)
             parent = str(ref.target) if ref is not None else None
-            change = plan(GitSnapshot(self.repo, parent))
+            snap = GitSnapshot(self.repo, parent)
+            change = plan(snap)
+            if self.signing_key is not None and change.sign_with is None:
+                change = dataclasses.replace(change, sign_with=self.signing_key(snap, change))
             commit = self.commit(change, parent)
             try:
                 self.swap(ref, commit, change.message.partition("\n")[0])
@@ -151,15 +162,25 @@ class GitStateStore:
         base = self.repo[parent].tree if parent else None
         blobs = {path: self.repo.create_blob(data) for path, data in change.files.items()}
         tree = write_tree(self.repo, base, blobs)
-        return self.make_commit(tree, [parent] if parent else [], change.message, change.author)
+        return self.make_commit(tree, [parent] if parent else [], change.message, change.author,
+                                change.sign_with)
 
     def make_commit(self, tree: pygit2.Oid | str, parents: list[str], message: str,
-                    author: Person) -> str:
+                    author: Person, sign_with: str | None = None) -> str:
+        """The commit; with `sign_with`, signed by that key as `git commit -S`
+        signs (a `gpgsig` header over the rest of the object)."""
         now = int(time.time())
         offset = _utc_offset_minutes()
         who = pygit2.Signature(author.name, author.email, now, offset)
         by = pygit2.Signature(self.committer.name, self.committer.email, now, offset)
-        return str(self.repo.create_commit(None, who, by, message, tree, parents))
+        if not sign_with:
+            return str(self.repo.create_commit(None, who, by, message, tree, parents))
+        if self.signer is None:
+            raise BackendError(f"this commit must be signed with key {sign_with}, but no commit signer is set up",
+                               "run sluice's CLI or cockpit, which sign with your own GnuPG keyring")
+        payload = self.repo.create_commit_string(who, by, message, tree, parents)
+        signature = self.signer.sign(payload.encode(), sign_with)
+        return str(self.repo.create_commit_with_signature(payload, signature.decode()))
 
     def swap(self, ref: pygit2.Reference | None, commit: str, message: str) -> None:
         """Compare-and-swap the state ref from `ref`'s value to `commit`."""

@@ -108,7 +108,7 @@ class GitMerger:
         return sorted(set(problems))
 
     def union(self, ours: str | None, theirs: str, message: str, author: Person,
-              prefer_theirs: Iterable[str] = ()) -> Union:
+              prefer_theirs: Iterable[str] = (), sign_with: str | None = None) -> Union:
         """Fast-forward when one side contains the other; else a merge commit
         with the union of both trees. Same path, different content on both
         sides is a collision (unless the path is in `prefer_theirs`)."""
@@ -132,7 +132,7 @@ class GitMerger:
         if collisions:
             return Union(None, tuple(collisions))
         tree = write_tree(self.repo, ours_tree, take)
-        return Union(self.store.make_commit(tree, [ours, theirs], message, author))
+        return Union(self.store.make_commit(tree, [ours, theirs], message, author, sign_with))
 
     def advance(self, old: str | None, new: str) -> bool:
         return self.store.advance(old, new)

@@ -23,6 +23,13 @@ def register(commands, common) -> None:
     p = sub.add_parser("load", parents=[common], help="replace the policy with a TOML file")
     p.add_argument("file", metavar="FILE")
     p.set_defaults(handler=policy_load)
+    p = sub.add_parser("key", parents=[common], help="name the OpenPGP key that signs EMAIL's commits")
+    p.add_argument("email", metavar="EMAIL")
+    p.add_argument("fingerprint", metavar="FINGERPRINT", help="the key's full fingerprint; `none` forgets it")
+    p.set_defaults(handler=policy_key)
+    p = sub.add_parser("require-signed", parents=[common], help="require signed commits (on) or not (off)")
+    p.add_argument("state", choices=("on", "off"))
+    p.set_defaults(handler=policy_signed)
 
     target = commands.add_parser("target", parents=[common], help="build targets")
     sub = target.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -53,7 +60,7 @@ def policy_show(ctx: Context, args: argparse.Namespace) -> int:
     policy = ctx.admin.policy()
     if ctx.json:
         ctx.emit({"owner_may_mark_tested": policy.owner_may_mark_tested,
-                  "require_signed_commits": policy.require_signed_commits,
+                  "require_signed_commits": policy.require_signed_commits, "keys": dict(policy.keys),
                   "grants": [{"role": g.role, "email": g.email, "packages": list(g.packages)}
                              for g in policy.grants]})
     else:
@@ -75,6 +82,22 @@ def policy_load(ctx: Context, args: argparse.Namespace) -> int:
     ctx.ready()
     policy = ctx.admin.load_policy_file(args.file)
     ctx.out(f"loaded the policy from {args.file}: {len(policy.grants)} grants")
+    return 0
+
+
+def policy_key(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.ready()
+    forget = args.fingerprint.lower() == "none"
+    policy = ctx.admin.set_key(args.email, None if forget else args.fingerprint)
+    ctx.out(f"{args.email} signs with {policy.key_for(args.email)}" if not forget
+            else f"forgot the commit key of {args.email}")
+    return 0
+
+
+def policy_signed(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.ready()
+    ctx.admin.require_signed(args.state == "on")
+    ctx.out("signed commits are now required" if args.state == "on" else "signed commits are no longer required")
     return 0
 
 

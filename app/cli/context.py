@@ -13,7 +13,7 @@ import sys
 from functools import cached_property
 from typing import Any
 
-from app import builders, builds, config, identity, waits
+from app import builders, builds, config, identity, trust, waits
 from app.admin import Admin
 from app.buildroot import Buildroots
 from app.errors import SluiceError, UsageError
@@ -26,8 +26,8 @@ from app.signing import Signing
 from app.submit import Submitter
 from app.sync import Syncer
 from backends.base import Person
-from backends.factory import (Backends, RepoService, git_config, keyring, machine_arch, open_transport, signer,
-                              smtp_notifier)
+from backends.factory import (Backends, RepoService, commit_signer, commit_verifier, git_config, keyring,
+                              machine_arch, open_transport, signer, smtp_notifier)
 
 
 class Context:
@@ -50,7 +50,25 @@ class Context:
     @cached_property
     def backends(self) -> Backends:
         create = self.create or (self.paths.is_default and not os.path.exists(self.paths.repo))
-        return Backends(self.paths.repo, self.paths.artifacts, create=create)
+        made = Backends(self.paths.repo, self.paths.artifacts, create=create)
+        phrase = self._setting("commit_passphrase_file", "SLUICE_COMMIT_PASSPHRASE_FILE")
+        made.store.sign_commits(commit_signer(self.user_gnupg, phrase), trust.commit_key)
+        return made
+
+    def _setting(self, key: str, env: str) -> str | None:
+        value = os.environ.get(env) or self.config.get(key)
+        return os.path.abspath(os.path.expanduser(value)) if value else None
+
+    @cached_property
+    def user_gnupg(self) -> str | None:
+        """The GnuPG home with the user's own key, that signs their commits
+        and checks others'; None: gpg's default ($GNUPGHOME, else ~/.gnupg).
+        Never sluice's home of target signing keys."""
+        return self._setting("user_gnupg", "SLUICE_USER_GNUPGHOME")
+
+    @cached_property
+    def verifier(self):
+        return commit_verifier(self.backends.store, self.user_gnupg)
 
     @cached_property
     def actor(self) -> Person:
@@ -104,7 +122,7 @@ class Context:
     @cached_property
     def syncer(self) -> Syncer:
         b = self.backends
-        return Syncer(b.store, b.transport, b.merger, self.actor)
+        return Syncer(b.store, b.transport, b.merger, self.actor, self.verifier)
 
     @cached_property
     def settings(self) -> builders.RunnerSettings:

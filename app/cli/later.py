@@ -13,8 +13,6 @@ from app.errors import NotAvailable
 PENDING = {
     "advisory": "advisories",
     "import": "importing upstream updates",
-    "verify": "signed history (trust)",
-    "hook": "the server-side hooks (trust)",
 }
 
 
