@@ -32,6 +32,18 @@ def clone_of(sluice, isolated: Path) -> Clone:
                  FileArtifactStore(str(isolated / ".local/share/sluice/artifacts")))
 
 
+def on_sign_screen(sluice, isolated: Path, script, who):
+    """Open the cockpit on the Sign screen as `who` and run `script(pilot, app)`."""
+    app = cockpit(clone_of(sluice, isolated), who)
+
+    async def go(pilot):
+        app.open_sign()
+        await settle(pilot, app)
+        await script(pilot, app)
+    drive(app, go)
+    return app
+
+
 def state(sluice, build: str) -> str:
     return sluice("--json", "show", build).json["state"]
 
@@ -100,17 +112,13 @@ def test_the_sign_screen_signs_the_selection_in_one_go(locked_key, make_srpm, is
 def test_a_wrong_passphrase_signs_nothing_and_says_so(locked_key, make_srpm, isolated):
     [build] = built_and_approved(locked_key, make_srpm("wrongly", "1.0", "1"))
     before = tree_files(GitStateStore.open(locked_key.repo))
-    app = cockpit(clone_of(locked_key, isolated), CAROL)
-
-    async def script(pilot):
-        app.open_sign()
-        await settle(pilot, app)
+    async def script(pilot, app):
         await press(pilot, app, "s")  # nothing selected: the build under the cursor
         await press(pilot, app, "y")
         await type_passphrase(pilot, app, "not the passphrase")
         assert "sign: refused" in notices(app) and "wrong passphrase" in notices(app)
         assert "nothing was signed" in notices(app)
-    drive(app, script)
+    app = on_sign_screen(locked_key, isolated, script, CAROL)
     assert state(locked_key, build) == "needsign"
     assert tree_files(GitStateStore.open(locked_key.repo)) == before
     assert app.commands_run[-1].command == f"sluice sign {build[:7]}"
@@ -120,32 +128,24 @@ def test_a_wrong_passphrase_signs_nothing_and_says_so(locked_key, make_srpm, iso
 
 def test_a_cancelled_passphrase_signs_nothing(locked_key, make_srpm, isolated):
     [build] = built_and_approved(locked_key, make_srpm("cancelled", "1.0", "1"))
-    app = cockpit(clone_of(locked_key, isolated), CAROL)
-
-    async def script(pilot):
-        app.open_sign()
-        await settle(pilot, app)
+    async def script(pilot, app):
         await press(pilot, app, "s")
         await press(pilot, app, "y")
         assert isinstance(app.screen, Passphrase)
         await press(pilot, app, "escape")
         assert isinstance(app.screen, SignScreen)
-    drive(app, script)
+    app = on_sign_screen(locked_key, isolated, script, CAROL)
     assert state(locked_key, build) == "needsign" and app.commands_run == []
 
 
 def test_someone_who_is_not_a_signer_is_refused_with_the_reason(locked_key, make_srpm, isolated):
     [build] = built_and_approved(locked_key, make_srpm("notmine", "1.0", "1"))
     before = tree_files(GitStateStore.open(locked_key.repo))
-    app = cockpit(clone_of(locked_key, isolated), BOB)
-
-    async def script(pilot):
-        app.open_sign()
-        await settle(pilot, app)
+    async def script(pilot, app):
         await press(pilot, app, "space", "s")
         assert isinstance(app.screen, SignScreen)  # refused before any dialog
         assert "sign: refused" in notices(app) and "may not sign" in notices(app) and "signer" in notices(app)
-    drive(app, script)
+    on_sign_screen(locked_key, isolated, script, BOB)
     assert tree_files(GitStateStore.open(locked_key.repo)) == before and state(locked_key, build) == "needsign"
 
 
@@ -153,15 +153,11 @@ def test_a_batch_not_ready_is_refused_and_names_the_member(locked_key, make_srpm
     liba, libb = built_and_approved(locked_key, make_srpm("liba", "2.0", "1"), make_srpm("libb", "1.0", "2"),
                                     batch="abi")
     assert locked_key("hold", libb[:7], "-m", "not yet", user=BOB).code == 0
-    app = cockpit(clone_of(locked_key, isolated), CAROL)
-
-    async def script(pilot):
-        app.open_sign()
-        await settle(pilot, app)
+    async def script(pilot, app):
         await press(pilot, app, "s")
         assert isinstance(app.screen, SignScreen)
         assert "sign: refused" in notices(app) and "libb-1.0-2" in notices(app) and "held" in notices(app)
-    drive(app, script)
+    on_sign_screen(locked_key, isolated, script, CAROL)
     assert state(locked_key, liba) == "needsign"
 
 
@@ -197,17 +193,13 @@ def test_sign_then_push_from_the_build_screen(locked_key, make_srpm, isolated):
 def test_a_key_without_a_passphrase_asks_for_none(queue, make_srpm, isolated):  # noqa: F811
     assert queue("key", "create", "--target", "default", "--no-passphrase").code == 0
     [build] = built_and_approved(queue, make_srpm("unattended", "1.0", "1"))
-    app = cockpit(clone_of(queue, isolated), CAROL)
-
-    async def script(pilot):
-        app.open_sign()
-        await settle(pilot, app)
+    async def script(pilot, app):
         await press(pilot, app, "s")
         assert isinstance(app.screen, Confirm)
         await press(pilot, app, "y")
         assert isinstance(app.screen, SignScreen)  # straight to the work: no passphrase field
         assert "0 builds in needsign" in screen_text(app)
-    drive(app, script)
+    on_sign_screen(queue, isolated, script, CAROL)
     assert state(queue, build) == "signed"
 
 
