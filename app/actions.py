@@ -48,3 +48,9 @@ class Action:
 
     def command(self) -> str:
         return shlex.join(self.argv())
+
+
+def command_for(op: Op, builds: list[str]) -> str:
+    """The one CLI command acting on several builds (`sluice sign A B C`),
+    for the ops whose command takes several ids (sign, push)."""
+    return shlex.join(["sluice", *COMMANDS[op], *(b[:7] for b in builds)])

@@ -9,7 +9,8 @@ check `Queue.perform` runs, on the current snapshot, and writes nothing.
 from __future__ import annotations
 
 from app.actions import Action
-from app.errors import NotAvailable, SluiceError
+from app.errors import SluiceError
+from app.keys import Keys
 from app.model import Op
 from app.queue import Queue
 from app.rescue import rescue_data
@@ -18,30 +19,22 @@ from app.rescue import rescue_data
 PERSON_OPS: tuple[Op, ...] = (Op.HOLD, Op.UNHOLD, Op.APPROVE, Op.WITHDRAW, Op.CANCEL, Op.RESUBMIT,
                               Op.RESCUE, Op.SIGN, Op.PUSH_TESTING, Op.PUSH_STABLE, Op.MARK_TESTED,
                               Op.RESOLVE)
-# Ops whose work is more than an event (signing RPMs, publishing repos): the
-# UI may only perform them once their own service exists; until then it says
-# what the CLI says. (Rescue's service exists: `Services.perform` calls it.)
-_SERVICE_OPS = {Op.SIGN: "sign", Op.PUSH_TESTING: "push", Op.PUSH_STABLE: "push"}
+# Ops whose work needs the target's signing key on this machine (signing
+# RPMs, signing repomd.xml): a missing key is refused before any dialog too.
+KEYED_OPS = frozenset({Op.SIGN, Op.PUSH_TESTING, Op.PUSH_STABLE})
 
 
-def unavailable(op: Op) -> NotAvailable | None:
-    """Why the cockpit cannot perform `op` (None: it can): the CLI can, but
-    the cockpit does not call that service yet."""
-    command = _SERVICE_OPS.get(op)
-    if command is None:
-        return None
-    return NotAvailable(f"the cockpit cannot {op} yet", f"run `sluice {command} …` in a shell")
-
-
-def refusal(queue: Queue, action: Action) -> SluiceError | None:
-    """Why `queue.perform(action)` would be refused now (None: it would not),
-    batch readiness included, without writing anything."""
-    missing = unavailable(action.op)
-    if missing is not None:
-        return missing
+def refusal(queue: Queue, action: Action, keys: Keys | None = None) -> SluiceError | None:
+    """Why `queue.perform(action)` (or, for sign and push, their services)
+    would be refused now (None: it would not), batch readiness included,
+    without writing anything. With `keys`, sign and push also need each
+    target's key here (`Keys.for_target`, what the services ask first)."""
     try:
         data = rescue_data(queue.view(action.build)) if action.op is Op.RESCUE else None
-        queue.check(action.build, action.op, reason=action.reason or "-", dst=action.to, data=data)
+        members = queue.check(action.build, action.op, reason=action.reason or "-", dst=action.to, data=data)
+        if keys is not None and action.op in KEYED_OPS:
+            for target in sorted({m.record.target for m in members}):
+                keys.for_target(target)
     except SluiceError as exc:
         return exc
     return None

@@ -134,6 +134,18 @@ class Keys:
                            "then sign again (rpmsign refuses an expired key)")
         return key
 
+    def locked(self, targets) -> list[TargetKey]:
+        """The keys of `targets` that need a passphrase here (a key that
+        unlocks without one, unprotected or through gpg-agent, is left out),
+        so that a UI asks before the work starts, not in the middle of it.
+        Raises what `for_target` raises for a target without a usable key."""
+        found: dict[str, TargetKey] = {}
+        for target in sorted(set(targets)):
+            key = self.for_target(target)
+            if key.fingerprint not in found and not self.keyring.unlocks(key.fingerprint, None):
+                found[key.fingerprint] = key
+        return list(found.values())
+
     def export(self, target: str) -> str:
         """Write the target's key file under the repos root, for dnf's
         `gpgkey=` (the repo publisher calls this too); returns the path."""

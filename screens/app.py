@@ -152,6 +152,16 @@ class SluiceApp(ReportsWorkerErrors, App):
         if not isinstance(self.screen, BuildersScreen):
             self.push_screen(BuildersScreen())
 
+    def open_repos(self) -> None:
+        from screens.repos import ReposScreen
+        if not isinstance(self.screen, ReposScreen):
+            self.push_screen(ReposScreen())
+
+    def open_sign(self) -> None:
+        from screens.sign import SignScreen
+        if not isinstance(self.screen, SignScreen):
+            self.push_screen(SignScreen())
+
     def action_help(self) -> None:
         from screens.dialogs import HelpScreen
         if not isinstance(self.screen, HelpScreen):

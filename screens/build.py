@@ -5,7 +5,8 @@ What is shown is `BuildView.detail()` (what `sluice show --json` prints),
 rendered as it comes: keys the builders add later (hosts, attempts, artifact
 signers, waits) appear when present and are skipped when not. An action is
 `app.actions.Action`, checked by `app.cockpit.refusal` before any dialog and
-performed by `Queue.perform`, exactly as the CLI does it.
+performed by `Queue.perform`, exactly as the CLI does it; sign and push by
+the services of `sluice sign` and `sluice push` (see screens/acting.py).
 """
 from __future__ import annotations
 
@@ -24,15 +25,14 @@ from textual.widgets import Footer, Static
 from app import cockpit
 from app.actions import DESTRUCTIVE, NEEDS_REASON, Action
 from app.cli import render
-from app.cli.transition_cmd import TRANSITIONS
 from app.errors import SluiceError
+from app.keys import TargetKey
 from app.lifecycle import BuildView
 from app.model import Op, State
 from screens import states
+from screens.acting import Acts
 from screens.dialogs import Choose, Confirm, Reason
 from screens.workers import ReportsWorkerErrors
-
-VERBS = {op: verb for op, _, verb in TRANSITIONS} | {Op.RESOLVE: "resolved"}
 
 
 def key_action(op: Op) -> str:
@@ -40,7 +40,7 @@ def key_action(op: Op) -> str:
     return str(op).replace("-", "_")
 
 
-class BuildScreen(ReportsWorkerErrors, Screen):
+class BuildScreen(Acts, ReportsWorkerErrors, Screen):
     SCOPE = "build"
     NAME = "build"
     BINDINGS = [Binding("j", "scroll(1)", show=False), Binding("k", "scroll(-1)", show=False)]
@@ -151,17 +151,27 @@ class BuildScreen(ReportsWorkerErrors, Screen):
         view = self.view
         to = (view.contenders[0] if view.contenders else view.state) if op is Op.RESOLVE else None
         probe = Action(op, self.build_id, "-" if op in NEEDS_REASON else "", to)
+        locked: list[TargetKey] = []
         with s.lock:
-            refused = cockpit.refusal(s.queue, probe)
-        self.app.call_from_thread(self._checked, op, refused)
+            refused = s.refusal(probe)
+            if refused is None and op in cockpit.KEYED_OPS:
+                try:
+                    locked = s.ready(op, [self.build_id])[1]
+                except SluiceError as exc:
+                    refused = exc
+        self.app.call_from_thread(self._checked, op, refused, locked)
 
-    def _checked(self, op: Op, refused: SluiceError | None) -> None:
+    def _checked(self, op: Op, refused: SluiceError | None, locked: list[TargetKey]) -> None:
         if refused is not None:
             text = refused.message + (f"\n{refused.hint}" if refused.hint else "")
             self.notify(text, title=f"{op}: refused", severity="error", timeout=8)
             return
         name = f"{self.view.record.nvr} ({self.view.record.short})"
-        if op in NEEDS_REASON:
+        if op in cockpit.KEYED_OPS:
+            where = f" to {str(op).split('-')[1]}" if op is not Op.SIGN else ""
+            self.release(op, [self.build_id], Action(op, self.build_id).command(),
+                         f"{str(op).split('-')[0].capitalize()} {name}{where}?", locked)
+        elif op in NEEDS_REASON:
             self.app.push_screen(Reason(f"Why {op} {name}?"),
                                  lambda why: why and self._confirm(op, why))
         elif op is Op.RESOLVE:
@@ -188,20 +198,11 @@ class BuildScreen(ReportsWorkerErrors, Screen):
             with s.lock:
                 views = s.perform(action)
         except SluiceError as exc:
-            self.app.call_from_thread(self._refused, action, exc)
+            self.app.call_from_thread(self.report, action.op, action.command(), error=exc)
             return
-        self.app.call_from_thread(self._done, action, views)
+        self.app.call_from_thread(self.report, action.op, action.command(), views)
 
-    def _refused(self, action: Action, exc: SluiceError) -> None:
-        self.app.logged(action.command(), f"refused: {exc.message}")
-        self.notify(exc.message + (f"\n{exc.hint}" if exc.hint else ""), title=f"{action.op}: refused",
-                    severity="error", timeout=8)
-
-    def _done(self, action: Action, views: Sequence[BuildView]) -> None:
-        lines = [render.transition(v, VERBS.get(action.op, str(action.op))) for v in views]
-        self.app.logged(action.command(), "done: " + "; ".join(lines))
-        self.notify("\n".join(lines), title=action.command())
-        self.app.poll()
+    def acted(self) -> None:
         self.load()
 
     def commands(self) -> list[tuple[str, str, Callable[[], object]]]:

@@ -1,5 +1,5 @@
 """Modal screens: confirm (default No), ask why, choose one, the keys of the
-screen below, and the command log.
+screen below, the command log, and a signing key's passphrase.
 
 lazygit's rule: if unsure whether to confirm, confirm. Destructive actions
 open `Confirm`, whose focused answer is No, so a stray enter changes nothing.
@@ -7,7 +7,7 @@ open `Confirm`, whose focused answer is No, so a stray enter changes nothing.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 from rich.markup import escape
 from rich.table import Table
@@ -16,6 +16,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, OptionList, Static
+
+from app.keys import TargetKey
 
 NAVIGATION = (("j / down, k / up", "move"), ("pgup / pgdn, g / G", "page, first, last"),
               ("enter", "open"), ("esc / q", "back (quit on the queue)"))
@@ -153,3 +155,92 @@ class CommandLogScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+class _Quiet:
+    """A message that names its input but never says what was typed."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(input={self.input!r})"
+
+    def __rich_repr__(self):
+        yield "input", self.input
+
+
+class SecretInput(Input):
+    """A password field whose messages keep the value out of logs: Textual's
+    log (TEXTUAL_LOG, `textual console`) prints every message it dispatches,
+    and Input's messages would print what was typed."""
+
+    class Changed(_Quiet, Input.Changed):
+        pass
+
+    class Submitted(_Quiet, Input.Submitted):
+        pass
+
+    class Blurred(_Quiet, Input.Blurred):
+        pass
+
+
+class Passphrase(ModalScreen[bool]):
+    """One signing key's passphrase, in a password field that never echoes.
+
+    The answer is put into `into[fingerprint]` (a dict the caller clears when
+    the work is done), never into a message, the screen's result or a log,
+    and the field is emptied before the dialog closes."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, key: TargetKey, into: dict[str, str]) -> None:
+        super().__init__()
+        self.key = key
+        self.into = into
+
+    def compose(self) -> ComposeResult:
+        uid = self.key.key.uid if self.key.key else ""
+        with Vertical(classes="dialog"):
+            yield Static(f"The passphrase of target {escape(self.key.target)}'s signing key", classes="question")
+            yield Static(f"{escape(uid)}\n{self.key.fingerprint}", classes="detail")
+            yield SecretInput(password=True, id="passphrase",
+                              placeholder="passphrase (enter to go on, esc to cancel)")
+
+    def on_secret_input_submitted(self, event: SecretInput.Submitted) -> None:
+        event.stop()
+        box = self.query_one("#passphrase", SecretInput)
+        if not box.value:
+            self.notify("type the passphrase (esc cancels)", severity="warning")
+            return
+        self.into[self.key.fingerprint] = box.value
+        box.value = ""
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.query_one("#passphrase", SecretInput).value = ""
+        self.dismiss(False)
+
+
+class Phrases(dict):
+    """Passphrases by key fingerprint; its repr (in a worker's description,
+    a log line, a traceback) says how many, never what they are."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} passphrase{'s' if len(self) != 1 else ''}>"
+
+    __str__ = __repr__
+
+
+def ask_passphrases(app, keys: Sequence[TargetKey], then: Callable[[dict[str, str] | None], object]) -> None:
+    """Ask each key's passphrase in turn, then `then(phrases)`; `then(None)`
+    when one is cancelled (and nothing typed is kept)."""
+    phrases = Phrases()
+
+    def ask(n: int) -> None:
+        if n == len(keys):
+            then(phrases)
+            return
+        app.push_screen(Passphrase(keys[n], phrases), lambda given: ask(n + 1) if given else cancelled())
+
+    def cancelled() -> None:
+        phrases.clear()
+        then(None)
+    ask(0)

@@ -210,6 +210,12 @@ class QueueScreen(Screen):
     def action_builders(self) -> None:
         self.app.open_builders()
 
+    def action_repos(self) -> None:
+        self.app.open_repos()
+
+    def action_sign_screen(self) -> None:
+        self.app.open_sign()
+
     def action_refresh(self) -> None:
         self.app.poll(force=True)
 
@@ -224,6 +230,8 @@ class QueueScreen(Screen):
                  ("Only my builds", "toggle the mine filter", self.action_mine),
                  ("History", "the state ref's log", self.action_history),
                  ("Builders", "health, slots, running tasks, load", self.action_builders),
+                 ("Repos", "what each repo holds, what a push would change", self.action_repos),
+                 ("Sign", "the builds waiting for a signature: select, sign in one go", self.action_sign_screen),
                  ("Refresh", "reload the queue now", self.action_refresh)]
         for group, shown in listing.STATE_GROUPS.items():
             found.append((f"Show {group} builds", ", ".join(shown), lambda g=group: self.action_quick(g)))

@@ -10,17 +10,20 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
-from app import keymap, tasklog, waits
+from app import cockpit, keymap, repos, tasklog, waits
 from app.actions import Action
 from app.builders import RunnerSettings
 from app.errors import NotAvailable, SluiceError
 from app.index import Index
+from app.keys import TargetKey
 from app.lifecycle import BuildView
 from app.model import Op
 from app.queue import Queue
+from app.release import Releases
 from app.rescue import rescue
+from app.signing import Signing
 from backends.base import Person, StateStore
 
 
@@ -40,6 +43,9 @@ class Services:
     now: Callable[[], float] = time.time  # fixed in snapshot tests, so ages do not move
     lock: threading.RLock = field(default_factory=threading.RLock)
     notes: list[str] = field(default_factory=list)  # warnings the CLI would print to stderr
+    signing: Signing | None = None  # `sluice sign`'s service
+    releases: Releases | None = None  # `sluice push`'s and `publish`'s, noting into `published`
+    published: list[str] = field(default_factory=list)  # what the last push's publish said
 
     def perform(self, action: Action) -> list[BuildView]:
         """An action as the CLI performs it: rescue re-imports results
@@ -50,6 +56,53 @@ class Services:
                                    f"run `sluice rescue {action.build[:7]}` in a shell")
             return [self.rescuer(action.build)]
         return self.queue.perform(action)
+
+    def refusal(self, action: Action) -> SluiceError | None:
+        """Why `action` would be refused now (see `app.cockpit.refusal`)."""
+        return cockpit.refusal(self.queue, action, self.signing.keys if self.signing else None)
+
+    # Sign and push take a passphrase: the screens ask for it (a password
+    # field) only when `ready` says a key needs one, hand it over in a dict
+    # keyed by fingerprint, and clear the dict when the work is done.
+
+    def ready(self, op: Op, ids: Sequence[str]) -> tuple[list[BuildView], list[TargetKey]]:
+        """The builds `op` on `ids` acts on (batches whole), checked as the
+        service checks them, and the keys it needs a passphrase for (none:
+        a key without one, or one gpg-agent unlocks). Call under `lock`."""
+        signing = self._signing(op)
+        members = {m.id: m for build in ids for m in self.queue.check(build, op)}
+        return list(members.values()), signing.keys.locked({m.record.target for m in members.values()})
+
+    def sign(self, ids: Sequence[str], phrases: dict[str, str]) -> list[BuildView]:
+        """`sluice sign ID…`: every build (with its batch) in one go."""
+        signing = self._signing(Op.SIGN)
+        return signing.sign(signing.plan(list(ids), False), lambda fingerprint, uid: phrases.get(fingerprint))
+
+    def push(self, stage: str, ids: Sequence[str], phrases: dict[str, str]) -> tuple[list[BuildView], list[str]]:
+        """`sluice push STAGE ID…`: the builds pushed, and what the publish said."""
+        if self.releases is None:
+            raise self._missing(f"push {stage}")
+        self.published.clear()
+        views = self.releases.push(stage, list(ids), lambda fingerprint, uid: phrases.get(fingerprint))
+        said = list(self.published)
+        self.published.clear()
+        return views, said
+
+    def repos(self) -> list[repos.TargetRepos]:
+        """What `sluice repos` shows. Call under `lock`."""
+        if self.releases is None:
+            raise self._missing("repos")
+        return repos.overview(self.releases)
+
+    def _signing(self, op: Op) -> Signing:
+        if self.signing is None:
+            raise self._missing(str(op))
+        return self.signing
+
+    @staticmethod
+    def _missing(command: str) -> NotAvailable:
+        return NotAvailable("this cockpit was opened without the signing keys and repos",
+                            f"run `sluice {command} …` in a shell")
 
     def find_log(self, detail: dict, arch: str, kind: str) -> tasklog.LogRef | None:
         """The seam to the builders' logs (see app/tasklog.py)."""
@@ -88,7 +141,11 @@ class Services:
         artifacts = ctx.backends.artifacts
         def rescuer(build: str) -> BuildView:
             return rescue(ctx.queue, build, ctx.settings, ctx.connect, artifacts, ctx.backends.reader)
-        return cls(ctx.backends.store, ctx.index, ctx.queue, ctx.actor, ctx.paths.repo, keys,
-                   artifacts.path, ctx.live_root, rescuer,
-                   status_file=waits.status_path(ctx.backends.store.index_dir()),
-                   settings=lambda: ctx.settings, notes=notes if notes is not None else [])
+        services = cls(ctx.backends.store, ctx.index, ctx.queue, ctx.actor, ctx.paths.repo, keys,
+                       artifacts.path, ctx.live_root, rescuer,
+                       status_file=waits.status_path(ctx.backends.store.index_dir()),
+                       settings=lambda: ctx.settings, notes=notes if notes is not None else [],
+                       signing=ctx.signing)
+        services.releases = Releases(ctx.queue, ctx.index, ctx.keys, ctx.backends.publisher, artifacts,
+                                     ctx.paths.repos, services.published.append)
+        return services

@@ -166,9 +166,9 @@ def test_resolve_offers_the_contending_states(clone, built):
 
 @pytest.mark.parametrize("key, op, words", [
     ("c", "cancel", "it is built"),  # not in this state
-    ("s", "sign", "the cockpit cannot sign yet"),  # the CLI signs; the cockpit does not yet
-    ("p", "push-testing", "the cockpit cannot push-testing yet"),
-    ("P", "push-stable", "the cockpit cannot push-stable yet"),
+    ("s", "sign", "that needs signer"),  # not permitted (admins too need the signer role)
+    ("p", "push-testing", "it is built"),
+    ("P", "push-stable", "it is built"),
     ("R", "rescue", "cannot rescue"),  # rescue is for failed-to-import builds
     ("t", "mark-tested", "that needs tester"),  # not permitted
     ("x", "resolve", "not contested"),
@@ -277,13 +277,18 @@ def test_what_the_builders_add_to_detail_is_shown_when_present():
     assert "x86_64 because libcdio is still building" in waiting and "aarch64 because no builder" in waiting
 
 
-def test_service_ops_stay_unavailable_until_the_cockpit_calls_their_service(monkeypatch):
-    from app import cockpit
-    assert cockpit.unavailable(Op.HOLD) is None
-    refused = cockpit.unavailable(Op.PUSH_TESTING)
-    assert refused.message == "the cockpit cannot push-testing yet" and "sluice push" in refused.hint
-    signing = cockpit.unavailable(Op.SIGN)  # signing has landed in the CLI
-    assert signing.message == "the cockpit cannot sign yet" and "sluice sign" in signing.hint
+def test_sign_and_push_without_the_targets_key_here_are_refused_before_any_dialog(clone, built):
+    clone.admin().grant("signer", ALICE.email)
+    clone.queue(BOB).perform(Action(Op.APPROVE, built))
+    before = tree_files(clone.store)
+
+    async def script(pilot, app):
+        await _press(pilot, app, "s")
+        assert isinstance(app.screen, BuildScreen)
+        assert "sign: refused" in notices(app) and "target default has no signing key" in notices(app)
+        assert "sluice key create --target default" in notices(app)
+    app = on_build(clone, built, script)
+    assert tree_files(clone.store) == before and app.commands_run == []
 
 
 def test_a_bug_in_a_worker_is_reported_and_the_cockpit_carries_on(clone, built, monkeypatch):

@@ -111,3 +111,57 @@ def test_builders(snap_compare, seeded, size):
 
 def test_builders_without_a_runner(snap_compare, seeded):
     assert snap_compare(builders_app(seeded, runner=False), terminal_size=(80, 24), run_before=_go(("b",)))
+
+
+def sign_app(clone) -> SluiceApp:
+    """The Sign screen over the fixture with three of its built builds
+    approved (their ids and creation times are the fixture's)."""
+    from app.actions import Action
+    from app.model import Op
+    made = services(clone, ALICE, now=lambda: FIXED_NOW)
+    made.index.refresh()
+    for row in [r for r in made.index.rows() if r["state"] == "built"][:3]:
+        made.queue.perform(Action(Op.APPROVE, row["id"]))
+    return SluiceApp(made, poll_every=None)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_sign(snap_compare, seeded, size):
+    assert snap_compare(sign_app(seeded), terminal_size=size, run_before=_go(("S",), ("space",)))
+
+
+def test_sign_passphrase(snap_compare, seeded):
+    def ask(app):
+        from app.keys import TargetKey
+        from backends.base import KeyInfo
+        from screens.dialogs import Passphrase
+        key = KeyInfo("0123456789ABCDEF0123456789ABCDEF01234567", "sluice default signing key <alice@example.org>",
+                      "2024-01-01T00:00:00Z", None, "ed25519")
+        app.push_screen(Passphrase(TargetKey("default", key.fingerprint, key), {}))
+    assert snap_compare(sign_app(seeded), terminal_size=(80, 24), run_before=_go(("S",), ask, tuple("secret")))
+
+
+def fixed_repos(rows):
+    """What `app.repos.overview` would say about the fixture, were its
+    builds' RPMs signed and published: fixed packages on the fixture's ids."""
+    from app.manifests import Package
+    from app.repos import Move, TargetRepos
+    key = "0123456789ABCDEF0123456789ABCDEF01234567"
+    ids = {r.nvr: r.id for r in rows}
+
+    def rpm(nvr, signed=True):
+        return Package(f"{nvr}.x86_64.rpm", f"{nvr}.x86_64", "ab" * 32, key if signed else "", ids[nvr])
+    buildroot = tuple(rpm(n, False) for n in ("inventor-1.0-1.fc40", "kdelibs-1.0-3.fc40", "vim-1.0-2.fc40"))
+    testing = (rpm("kdelibs-1.0-3.fc40"), rpm("openssl-1.1-3.fc40"))
+    moves = (Move(f"sluice push testing {ids['vim-1.0-2.fc40'][:7]}", (ids["vim-1.0-2.fc40"],),
+                  (("testing", rpm("vim-1.0-2.fc40")),), ()),
+             Move("sluice publish default", (), (), (("testing", rpm("openssl-1.1-3.fc40")),)))
+    return [TargetRepos("default", key, buildroot, testing, (rpm("glibc-1.0-3.fc40"),),
+                        (("testing", 4), ("stable", 2)), moves, ())]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_repos(snap_compare, seeded, size):
+    app = app_on(seeded)
+    app.services.repos = lambda: fixed_repos(app.rows)
+    assert snap_compare(app, terminal_size=size, run_before=_go(("R",)))

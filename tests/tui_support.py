@@ -18,10 +18,25 @@ FIXED_NOW = float(calendar.timegm(time.strptime("2024-01-02T00:00:00", "%Y-%m-%d
 
 
 def services(clone, who: Person = ALICE, **how) -> Services:
-    index = Index(clone.store)
+    """The cockpit's services on `clone`, wired as `Services.from_context`
+    wires them: the signing keys and repos where the test's environment
+    puts them (SLUICE_GNUPGHOME, $XDG_DATA_HOME/sluice/repos)."""
+    from app import config
+    from app.keys import Keys
     from app.queue import Queue
-    return Services(clone.store, index, Queue(clone.store, who, index), who, str(clone.path),
-                    artifact_path=clone.artifacts.path, **how)
+    from app.release import Releases
+    from app.signing import Signing
+    from backends.factory import keyring, signer
+    from backends.publisher import CreaterepoPublisher
+    index = Index(clone.store)
+    queue = Queue(clone.store, who, index)
+    paths = config.paths(config.load(None), str(clone.path))
+    keys = Keys(clone.store, keyring(paths.gnupg), who, paths.repos, paths.gnupg)
+    made = Services(clone.store, index, queue, who, str(clone.path), artifact_path=clone.artifacts.path,
+                    signing=Signing(queue, index, keys, signer(paths.gnupg), clone.artifacts), **how)
+    made.releases = Releases(queue, index, keys, CreaterepoPublisher(clone.artifacts), clone.artifacts, paths.repos,
+                             made.published.append)
+    return made
 
 
 def cockpit(clone, who: Person = ALICE, *, poll_every: float | None = None, **how) -> SluiceApp:

@@ -1,11 +1,11 @@
 """`sluice push testing|stable ID…`, `sluice publish [TARGET]` (and
-`publish TARGET --from-manifest N --into DIR`) and
-`sluice repo-file TARGET [--stage S]`."""
+`publish TARGET --from-manifest N --into DIR`), `sluice repo-file TARGET
+[--stage S]` and `sluice repos [TARGET]`."""
 from __future__ import annotations
 
 import argparse
 
-from app import builds, repofile
+from app import builds, repofile, repos
 from app.cli import render
 from app.cli.context import Context
 from app.cli.sign_cmd import _ask, read_passphrase
@@ -33,6 +33,11 @@ def register(commands, common) -> None:
     repo.add_argument("target", metavar="TARGET")
     repo.add_argument("--stage", choices=repofile.STAGES, default="stable")
     repo.set_defaults(handler=repo_file)
+
+    shown = commands.add_parser("repos", parents=[common],
+                                help="what each target's repos hold, and what a push or publish would change")
+    shown.add_argument("target", nargs="?", metavar="TARGET", help="one target (default: every target)")
+    shown.set_defaults(handler=show_repos)
 
 
 def _passphrase(args: argparse.Namespace):
@@ -87,4 +92,29 @@ def repo_file(ctx: Context, args: argparse.Namespace) -> int:
     ctx.ready()
     builds.load_target(ctx.backends.store.snapshot(), args.target)  # a clear error for an unknown target
     ctx.out(repofile.stanza(args.target, args.stage, ctx.paths.repos, ctx.config.get("repos_url")).rstrip("\n"))
+    return 0
+
+
+def show_repos(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.ready()
+    found = repos.overview(ctx.releases, args.target)
+    if ctx.json:
+        ctx.emit([t.to_json() for t in found])
+        return 0
+    for target in found:
+        ctx.out(f"{target.target}  (key {target.key or 'none yet'})")
+        numbers = dict(target.manifests)
+        for repo in repos.REPOS:
+            packages = target.held(repo)
+            where = f", manifest {numbers[repo]}" if numbers.get(repo) else ""
+            ctx.out(f"  {repo}: {len(packages)} package{'s' if len(packages) != 1 else ''}{where}")
+            for p in packages:
+                ctx.out(f"    {p.nevra}  {p.build[:7]}  {p.signed_by[-16:] or 'unsigned'}")
+        for move in target.moves:
+            ctx.out(f"  {move.command} would:")
+            for sign, changes in (("+", move.adds), ("-", move.removes)):
+                for repo, p in changes:
+                    ctx.out(f"    {sign} {repo}: {p.nevra}  {p.build[:7]}")
+        for problem in target.problems:
+            ctx.out(f"  note: {problem}")
     return 0
