@@ -155,7 +155,7 @@ class CreaterepoPublisher:
         createrepo_c already at work on the packages just linked in."""
         by_bucket: dict[str, list[repodata.Key]] = {}
         for name, sha256 in wanted.items():
-            by_bucket.setdefault(repodata.bucket_of(sha256), []).append((sha256, name))
+            by_bucket.setdefault(sha256[:2], []).append((sha256, name))  # repodata.bucket_of, inlined
         cache = repodata.FragmentCache(repo_dir)
         buckets = cache.load(by_bucket)
         changed = [name for name, keys in by_bucket.items()
@@ -222,13 +222,15 @@ def _check_sha256(name: str, sha256: str) -> None:
 
 
 def _same(entry: os.DirEntry | None, source: os.stat_result, device: int, sha256: str) -> bool:
-    """Is the repo's `entry` the artifact already: its hard link, or (on
-    another filesystem than the store) a copy with the artifact's bytes?"""
-    if entry is None or entry.is_symlink() or not entry.is_file(follow_symlinks=False):
+    """Is the repo's `entry` the artifact already: its hard link (the store's
+    inode: a symlink or another file has its own), or (on another filesystem
+    than the store) a regular file with the artifact's bytes?"""
+    if entry is None:
         return False
     if device == source.st_dev:
         return entry.inode() == source.st_ino
-    return entry.stat(follow_symlinks=False).st_size == source.st_size and sha256_file(entry.path) == sha256
+    return (not entry.is_symlink() and entry.is_file(follow_symlinks=False)
+            and entry.stat(follow_symlinks=False).st_size == source.st_size and sha256_file(entry.path) == sha256)
 
 
 def _scan(repo_dir: str) -> dict[str, os.DirEntry]:
@@ -240,13 +242,17 @@ def _scan(repo_dir: str) -> dict[str, os.DirEntry]:
     found = {}
     with os.scandir(repo_dir) as entries:
         for entry in entries:
-            if entry.name in (".repodata", _STAGE, _OLD) or (entry.name.startswith("repodata.old.")
-                                                             and entry.is_dir(follow_symlinks=False)):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            elif entry.name.startswith(_INCOMING):
-                _unlink(entry.path)
-            elif not entry.name.startswith("."):
-                found[entry.name] = entry
+            name = entry.name
+            if name.startswith(".") or name.startswith("repodata.old."):
+                if name in (".repodata", _STAGE, _OLD) or (name.startswith("repodata.old.")
+                                                           and entry.is_dir(follow_symlinks=False)):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                elif name.startswith(_INCOMING):
+                    _unlink(entry.path)
+                elif not name.startswith("."):
+                    found[name] = entry
+            else:
+                found[name] = entry
     return found
 
 

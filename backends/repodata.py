@@ -35,7 +35,7 @@ from backends.base import BackendError
 
 CACHE = ".metadata-cache"
 KINDS = ("primary", "filelists", "other")
-_MAGIC = b"sluice-fragments 1\n"
+_MAGIC = b"sluice-fragments 2\n"
 _LEVEL = 6  # zlib's default, as createrepo_c's gzip
 _OPENING = {
     "primary": b'<metadata xmlns="http://linux.duke.edu/metadata/common" '
@@ -75,6 +75,10 @@ class Bucket:
                    tuple(_segment(blob) for blob in raw))
 
     def fragments(self) -> dict[Key, Fragments]:
+        """Each package's fragments; none when the sizes do not add up (the
+        packages are then read again)."""
+        if [sum(sizes[n] for sizes in self.sizes) for n in range(len(KINDS))] != [len(b) for b in self.raw]:
+            return {}
         found: dict[Key, list[bytes]] = {key: [] for key in self.keys}
         for n, blob in enumerate(self.raw):
             at = 0
@@ -85,8 +89,8 @@ class Bucket:
 
     def encode(self) -> bytes:
         payload = b"".join(self.raw) + b"".join(self.segments)
-        head = json.dumps({"crc": zlib.crc32(payload), "packages": [[*key, *sizes] for key, sizes in
-                                                                    zip(self.keys, self.sizes)],
+        head = json.dumps({"crc": zlib.crc32(payload), "sha256": [sha for sha, _ in self.keys],
+                           "names": [name for _, name in self.keys], "sizes": self.sizes,
                            "raw": [len(b) for b in self.raw], "segments": [len(s) for s in self.segments]},
                           separators=(",", ":"))
         return _MAGIC + head.encode() + b"\n" + payload
@@ -102,16 +106,15 @@ class Bucket:
             payload = memoryview(data)[end + 1:]
             if zlib.crc32(payload) != head["crc"]:
                 return None
-            keys = tuple((sha, name) for sha, name, *_ in head["packages"])
-            sizes = tuple(tuple(lengths) for _, _, *lengths in head["packages"])
+            keys = tuple(zip(head["sha256"], head["names"]))
+            sizes = tuple(map(tuple, head["sizes"]))
             blobs, at = [], 0
             for length in head["raw"] + head["segments"]:
                 blobs.append(payload[at:at + length])  # views: nothing is copied
                 at += length
         except (ValueError, KeyError, TypeError):
             return None
-        if at != len(payload) or len(blobs) != 2 * len(KINDS) or any(len(s) != len(KINDS) for s in sizes) \
-                or [sum(s[n] for s in sizes) for n in range(len(KINDS))] != head["raw"]:
+        if at != len(payload) or len(blobs) != 2 * len(KINDS) or len(keys) != len(sizes):
             return None
         return cls(keys, sizes, tuple(blobs[:3]), tuple(blobs[3:]))
 

@@ -414,8 +414,7 @@ def test_two_processes_publishing_one_repo_leave_it_consistent(store, both, repo
         import sys
         sys.path.insert(0, {str(ROOT)!r})
         from backends.artifacts import FileArtifactStore
-        from backends import publisher as publisher_module
-from backends.publisher import CreaterepoPublisher
+        from backends.publisher import CreaterepoPublisher
         publisher = CreaterepoPublisher(FileArtifactStore({store.root!r}))
         sets = [{{{ALPHA!r}: {both[ALPHA]!r}}}, {both!r}, {{{BETA!r}: {both[BETA]!r}}}]
         for n in range(12):
