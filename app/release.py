@@ -4,8 +4,8 @@
 testing and tested, `<repos>/<target>/stable` those in stable; nothing
 unsigned ever enters them. As with the buildroot repo, the content comes
 from the state ref, and `publish` makes each directory match it (hard links,
-createrepo_c), signs `repodata/repomd.xml` with the target's key
-(`repomd.xml.asc`), exports the public key beside the repos, and, when the
+metadata, and `repomd.xml.asc` by the target's key, signed before the new
+metadata goes live), exports the public key beside the repos, and, when the
 content differs from the repo's last manifest, commits a new manifest (see
 `app.manifests`). A push (`push testing|stable`) is the lifecycle event
 followed by a publish of the target; everything that can be refused is
@@ -26,7 +26,7 @@ from app.lifecycle import BuildView
 from app.manifests import Manifest, Package
 from app.model import Op, State, timestamp
 from app.queue import Queue
-from backends.base import ArtifactStore, Change, Person, Publisher, Snapshot, write_atomic
+from backends.base import ArtifactStore, Change, Person, Publisher, Snapshot
 
 STAGES = {"testing": (State.TESTING, State.TESTED), "stable": (State.STABLE,)}
 PUSH = {"testing": Op.PUSH_TESTING, "stable": Op.PUSH_STABLE}
@@ -188,13 +188,12 @@ class Releases:
 
     def _publish_repo(self, target: str, stage: str, packages: tuple[Package, ...], key: TargetKey,
                       phrase: str | None) -> str | None:
-        folder = repo_dir(self.root, target, stage)
-        result = self.publisher.publish(folder, {p.name: p.sha256 for p in packages})
-        repomd = os.path.join(folder, "repodata", "repomd.xml")
-        if result.changed or not os.path.exists(repomd + ".asc"):
+        def sign(repomd: str) -> bytes:  # called on the new repomd.xml before it goes live
             with open(repomd, "rb") as f:
-                signature = self.keys.keyring.sign_detached(key.fingerprint, f.read(), phrase)
-            write_atomic(repomd + ".asc", signature)
+                return self.keys.keyring.sign_detached(key.fingerprint, f.read(), phrase)
+
+        result = self.publisher.publish(repo_dir(self.root, target, stage), {p.name: p.sha256 for p in packages},
+                                        sign=sign)
         written = self._record(target, stage, packages, key.fingerprint)
         if written is None and not result.changed:
             return None

@@ -19,9 +19,10 @@ _CHUNK = 1 << 20
 class FileArtifactStore:
     def __init__(self, root: str) -> None:
         self.root = root
+        self._files = os.path.join(root, "sha256")
 
     def path(self, sha256: str) -> str:
-        return os.path.join(self.root, "sha256", sha256[:2], sha256)
+        return f"{self._files}/{sha256[:2]}/{sha256}"  # os.path.join's result; a publish asks 10,000 times
 
     def incoming(self) -> str:
         """A folder on the store's filesystem for files on their way in."""

@@ -368,8 +368,12 @@ class Publisher(Protocol):
     """A directory of RPMs (hard links into the artifact store) with
     createrepo_c metadata, updated incrementally."""
 
-    def publish(self, repo_dir: str, files: Mapping[str, str]) -> "Published":
-        """Make `repo_dir` hold exactly `files` (name -> sha256), no more."""
+    def publish(self, repo_dir: str, files: Mapping[str, str],
+                sign: Callable[[str], bytes] | None = None) -> "Published":
+        """Make `repo_dir` hold exactly `files` (name -> sha256), no more.
+        With `sign`, `sign(path of the new repomd.xml)` returns its armoured
+        detached signature, and `repodata/repomd.xml.asc` is that signature
+        from the moment the new repomd.xml is visible."""
         ...
 
 

@@ -1,4 +1,4 @@
-"""Publishing a repo: hard links into the artifact store plus createrepo_c metadata.
+"""Publishing a repo: hard links into the artifact store plus repo metadata.
 
 A repo directory is disposable, derived state: the list of files it must hold
 (file name -> sha256) comes from the state ref, and `publish` makes the
@@ -7,47 +7,48 @@ so a repo costs no disk space and a package in ten repos is one inode; only
 when the repo lives on another filesystem than the store (EXDEV) is a file
 copied, and the copy is checked against its sha256 while it is written.
 
-The metadata is written by the `createrepo_c` command line, not the Python
-bindings: the distro's own createrepo_c writes what the distro's own dnf reads
-(the PyPI wheel writes zstd, which Debian's dnf cannot read). Output is gzip
-for every file and has no sqlite databases (dnf reads only the XML; sqlite was
-for yum), which both Debian's and Fedora's dnf read.
+Each package is read by the distro's `createrepo_c` command line once (the
+PyPI wheel writes zstd, which Debian's dnf cannot read); sluice keeps what it
+wrote per package and writes primary, filelists and other itself, gzip and
+no sqlite (`backends.repodata`), so a publish into a large repo reads only
+the new packages.
 
 Publishing keeps the repo usable while it runs: new files are linked in first,
-createrepo_c builds `.repodata/` and swaps it in, and only then are the files
-that left the repo removed. A client that read the old repomd.xml still finds
-every package it lists. `--pkglist` confines the metadata to exactly the wanted
-files, whatever else lies in the directory.
+the new metadata is written (and `repomd.xml` signed, when asked) in
+`.repodata-new/` and exchanged with `repodata/` in one rename, and only then
+are the files that left the repo removed. A reader sees the old repomd.xml
+with its signature or the new one with its own, and a client that read the
+old repomd.xml still finds every package and metadata file it lists.
 
 Two processes publishing the same repo take turns on an exclusive flock of
 `repo_dir/.lock` held for the whole publish.
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import hashlib
 import os
 import re
 import shutil
-import stat
-import subprocess
-import tempfile
-from typing import Mapping
+from typing import Callable, Mapping
 
+from backends import repodata
+from backends.createrepo import CREATEREPO, Reading
 from backends.base import ArtifactStore, BackendError, BadInput, Published, sha256_file, write_atomic
-
-CREATEREPO = "createrepo_c"
-# gz everywhere and no sqlite: readable by dnf on Debian 12 and on Fedora/EL.
-CREATEREPO_OPTIONS = ("--general-compress-type", "gz", "--no-database", "--checksum", "sha256",
-                      "--error-exit-val")
-CREATEREPO_TIMEOUT = 1800.0
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+~^-]*\.rpm")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_NAMES = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9._+~^-]*\.rpm\n)*")  # a whole list at once
+_SHA256S = re.compile(r"(?:[0-9a-f]{64}\n)*")
 _LOCK = ".lock"
 _MARKER = ".published"  # what the current metadata was built from
 _INCOMING = ".incoming-"  # prefix of a file being linked or copied in
+_STAGE = ".repodata-new"  # the next metadata, until it is exchanged with repodata/
+_OLD = ".repodata-old"  # the previous metadata, where renameat2 cannot exchange
+_RENAME_EXCHANGE = 2
+Sign = Callable[[str], bytes]  # repomd.xml path -> armoured detached signature
 _CHUNK = 1 << 20
 
 
@@ -58,66 +59,71 @@ class CreaterepoPublisher:
         self.artifacts = artifacts
         self.createrepo = createrepo
 
-    def publish(self, repo_dir: str, files: Mapping[str, str]) -> Published:
+    def publish(self, repo_dir: str, files: Mapping[str, str], sign: Sign | None = None) -> Published:
         """Make `repo_dir` hold exactly `files` (name -> sha256) with fresh
-        metadata. Everything is checked before anything is touched, so a bad
-        name or a missing artifact leaves the repo as it was."""
+        metadata; with `sign`, `repodata/repomd.xml.asc` is `sign(path)` of
+        the new repomd.xml, written before the new metadata goes live.
+        Everything is checked before anything is touched, so a bad name or a
+        missing artifact leaves the repo as it was."""
         wanted = dict(files)
-        for name, sha256 in wanted.items():
-            check_name(name)
-            _check_sha256(name, sha256)
+        _check_all(wanted)
+        sources = {}
         for name, sha256 in sorted(wanted.items()):
-            if not self.artifacts.has(sha256):
+            try:
+                sources[name] = os.stat(self.artifacts.path(sha256))
+            except FileNotFoundError:
                 raise BackendError(
                     f"cannot publish {name} to {repo_dir}: artifact sha256:{sha256} is not in the "
                     f"artifact store", "the store may have been pruned or moved; rebuild the package "
-                    "(or restore the store) and publish again")
+                    "(or restore the store) and publish again") from None
         try:
             os.makedirs(repo_dir, exist_ok=True)
         except OSError as exc:
             raise BackendError(f"cannot create the repo directory {repo_dir}: {exc.strerror}",
                                "check the repos root in the config and its permissions") from exc
         with _Lock(os.path.join(repo_dir, _LOCK)):
-            return self._publish_locked(repo_dir, wanted)
+            return self._publish_locked(repo_dir, wanted, sources, sign)
 
-    def _publish_locked(self, repo_dir: str, wanted: dict[str, str]) -> Published:
-        _clear_leftovers(repo_dir)
-        added, replaced = [], False
-        for name, sha256 in sorted(wanted.items()):
-            state = self._state(os.path.join(repo_dir, name), sha256)
-            if state != "same":
-                self._place(repo_dir, name, sha256)
-                added.append(name)
-                replaced = replaced or state == "different"
-        unwanted = _unwanted(repo_dir, wanted)
+    def _publish_locked(self, repo_dir: str, wanted: dict[str, str], sources: dict[str, os.stat_result],
+                        sign: Sign | None) -> Published:
+        entries = _scan(repo_dir)
+        device = os.stat(repo_dir).st_dev
+        added = [name for name in sorted(wanted)
+                 if not _same(entries.get(name), sources[name], device, wanted[name])]
+        for name in added:
+            self._place(repo_dir, name, wanted[name])
+        reading = Reading(self.createrepo, repo_dir, {name: wanted[name] for name in added}) if added else None
+        try:
+            return self._publish_read(repo_dir, wanted, entries, added, reading, sign)
+        finally:
+            if reading is not None:
+                reading.close()
+
+    def _publish_read(self, repo_dir: str, wanted: dict[str, str], entries: dict[str, os.DirEntry],
+                      added: list[str], reading: Reading | None, sign: Sign | None) -> Published:
+        # Hidden files are sluice's own; directories are left alone (never
+        # deleted recursively) and are not packages of the repo.
+        unwanted = sorted(name for name, entry in entries.items()
+                          if name not in wanted and (entry.is_symlink() or entry.is_file(follow_symlinks=False)))
         marker = "".join(f"{sha256}  {name}\n" for name, sha256 in sorted(wanted.items()))
         current = _read(os.path.join(repo_dir, _MARKER))
-        has_metadata = os.path.isfile(os.path.join(repo_dir, "repodata", "repomd.xml"))
-        if not (added or unwanted) and current == marker and has_metadata:
+        live = os.path.join(repo_dir, "repodata")
+        has_metadata = os.path.isfile(os.path.join(live, "repomd.xml"))
+        unsigned = sign is not None and not os.path.isfile(os.path.join(live, "repomd.xml.asc"))
+        if not (added or unwanted or unsigned) and current == marker and has_metadata:
             return Published((), (), False)
-        # A replaced name may keep its size and mtime second, which is all
-        # --update compares: rebuild every package's metadata then.
-        self._createrepo(repo_dir, sorted(wanted), incremental=has_metadata and not replaced)
+        stage = os.path.join(repo_dir, _STAGE)
+        try:
+            self._stage(repo_dir, wanted, stage, reading, sign)
+            _swap(stage, live, os.path.join(repo_dir, _OLD))
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
         write_atomic(os.path.join(repo_dir, _MARKER), marker.encode())
         for name in unwanted:
             _unlink(os.path.join(repo_dir, name))
         return Published(tuple(added), tuple(unwanted), True)
 
     # ------------------------------------------------------------ the files
-
-    def _state(self, dest: str, sha256: str) -> str:
-        """"same", "missing" or "different": is `dest` the artifact already?"""
-        try:
-            have = os.lstat(dest)
-        except FileNotFoundError:
-            return "missing"
-        source = os.stat(self.artifacts.path(sha256))
-        if os.path.samestat(have, source):
-            return "same"
-        if (stat.S_ISREG(have.st_mode) and have.st_dev != source.st_dev
-                and have.st_size == source.st_size and sha256_file(dest) == sha256):
-            return "same"  # a copy, on another filesystem than the store
-        return "different"
 
     def _place(self, repo_dir: str, name: str, sha256: str) -> None:
         """Link (or copy) the artifact to a temporary name, then rename it over
@@ -141,31 +147,62 @@ class CreaterepoPublisher:
 
     # ------------------------------------------------------------ metadata
 
-    def _createrepo(self, repo_dir: str, names: list[str], incremental: bool) -> None:
-        with tempfile.NamedTemporaryFile("w", prefix="sluice-pkglist-", suffix=".txt") as pkglist:
-            pkglist.write("".join(f"{name}\n" for name in names))
-            pkglist.flush()
-            command = [self.createrepo, *(["--update"] if incremental else []),
-                       "--pkglist", pkglist.name, *CREATEREPO_OPTIONS, repo_dir]
+    def _stage(self, repo_dir: str, wanted: dict[str, str], stage: str, reading: Reading | None,
+               sign: Sign | None) -> None:
+        """The complete next `repodata/` in `stage`: the metadata files,
+        repomd.xml, its signature, and the files the live repomd.xml lists
+        (so a client that has just read it still finds them). `reading` is
+        createrepo_c already at work on the packages just linked in."""
+        by_bucket: dict[str, list[repodata.Key]] = {}
+        for name, sha256 in wanted.items():
+            by_bucket.setdefault(sha256[:2], []).append((sha256, name))  # repodata.bucket_of, inlined
+        cache = repodata.FragmentCache(repo_dir)
+        buckets = cache.load(by_bucket)
+        changed = [name for name, keys in by_bucket.items()
+                   if name not in buckets or buckets[name].keys != tuple(sorted(keys))]
+        have = {key: parts for name in changed if name in buckets for key, parts in buckets[name].fragments().items()}
+        missing = {name: sha256 for bucket in changed for sha256, name in by_bucket[bucket]
+                   if (sha256, name) not in have}
+        if reading is not None and missing:
+            have.update(reading.fragments())
+        rest = {name: sha256 for name, sha256 in missing.items() if (sha256, name) not in have}
+        if rest:  # packages already in the repo that the cache lacks
+            again = Reading(self.createrepo, repo_dir, rest)
             try:
-                result = subprocess.run(command, capture_output=True, text=True, errors="replace",
-                                        timeout=CREATEREPO_TIMEOUT)
-            except FileNotFoundError as exc:
-                raise BackendError(f"cannot run {self.createrepo}: it is not installed",
-                                   "install createrepo-c (apt install createrepo-c, or dnf install "
-                                   "createrepo_c)", command=command) from exc
-            except subprocess.TimeoutExpired as exc:
-                _clear_leftovers(repo_dir)
-                output = (exc.stdout or "") + (exc.stderr or "")
-                raise BackendError(f"createrepo_c took over {CREATEREPO_TIMEOUT:.0f} s for {repo_dir}",
-                                   "check the disk and the packages, then publish again",
-                                   command=command, output=str(output)) from exc
-        if result.returncode != 0:
-            raise BackendError(
-                f"createrepo_c failed with status {result.returncode} for {repo_dir}",
-                "read its output; a package that cannot be read must be rebuilt, then publish again "
-                "(the repo keeps its previous metadata)",
-                command=command, status=result.returncode, output=result.stdout + result.stderr)
+                have.update(again.fragments())
+            finally:
+                again.close()
+        for name in changed:
+            buckets[name] = repodata.Bucket.build({key: have[key] for key in by_bucket[name]})
+            cache.store(name, buckets[name])
+        cache.drop_except(set(by_bucket))
+        os.mkdir(stage)
+        repomd = repodata.write_metadata(stage, {name: buckets[name] for name in by_bucket})
+        repodata.write_new(os.path.join(stage, "repomd.xml"), repomd)
+        if sign is not None:
+            repodata.write_new(os.path.join(stage, "repomd.xml.asc"), sign(os.path.join(stage, "repomd.xml")))
+        live = os.path.join(repo_dir, "repodata")
+        for name in repodata.listed(_read_bytes(os.path.join(live, "repomd.xml")) or b""):
+            if not os.path.exists(os.path.join(stage, name)):
+                try:
+                    os.link(os.path.join(live, name), os.path.join(stage, name))
+                except FileNotFoundError:
+                    pass
+        repodata.sync_folder(stage)
+
+
+def _check_all(wanted: Mapping[str, str]) -> None:
+    """check_name and _check_sha256 of every entry; one regex over the whole
+    list first, as a repo of 10,000 packages is checked on every publish."""
+    names, digests = list(wanted), list(wanted.values())
+    if all(type(x) is str for x in names + digests):
+        joined = "".join(f"{name}\n" for name in names)
+        if (_NAMES.fullmatch(joined) and joined.count("\n") == len(names) and ".." not in joined
+                and max(map(len, names), default=0) <= 255 and _SHA256S.fullmatch("".join(f"{d}\n" for d in digests))):
+            return
+    for name, sha256 in wanted.items():  # find the one to name in the error
+        check_name(name)
+        _check_sha256(name, sha256)
 
 
 def check_name(name: str) -> None:
@@ -184,30 +221,39 @@ def _check_sha256(name: str, sha256: str) -> None:
                        "pass the 64 lowercase hex digits the artifact store returned")
 
 
-def _unwanted(repo_dir: str, wanted: Mapping[str, str]) -> list[str]:
-    """Files at the top of the repo that are not wanted. Hidden files are
-    sluice's own; directories are left alone (never deleted recursively) and
-    kept out of the metadata by --pkglist."""
-    found = []
-    with os.scandir(repo_dir) as entries:
-        for entry in entries:
-            if entry.name.startswith(".") or entry.name in wanted:
-                continue
-            if entry.is_symlink() or entry.is_file(follow_symlinks=False):
-                found.append(entry.name)
-    return sorted(found)
+def _same(entry: os.DirEntry | None, source: os.stat_result, device: int, sha256: str) -> bool:
+    """Is the repo's `entry` the artifact already: its hard link (the store's
+    inode: a symlink or another file has its own), or (on another filesystem
+    than the store) a regular file with the artifact's bytes?"""
+    if entry is None:
+        return False
+    if device == source.st_dev:
+        return entry.inode() == source.st_ino
+    return (not entry.is_symlink() and entry.is_file(follow_symlinks=False)
+            and entry.stat(follow_symlinks=False).st_size == source.st_size and sha256_file(entry.path) == sha256)
 
 
-def _clear_leftovers(repo_dir: str) -> None:
-    """Remove what an interrupted publish left: createrepo_c refuses to run
-    while `.repodata/` exists, and we hold the lock, so nobody else owns it."""
+def _scan(repo_dir: str) -> dict[str, os.DirEntry]:
+    """The repo's entries that are not sluice's own (hidden) files, after
+    removing what an interrupted publish left: our stage and old metadata,
+    half-placed files, and createrepo_c's `.repodata/` and `repodata.old.*`
+    from before sluice wrote the metadata itself. We hold the lock, so
+    nobody else owns them."""
+    found = {}
     with os.scandir(repo_dir) as entries:
         for entry in entries:
-            if entry.name == ".repodata" or (entry.name.startswith("repodata.old.")
-                                             and entry.is_dir(follow_symlinks=False)):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            elif entry.name.startswith(_INCOMING):
-                _unlink(entry.path)
+            name = entry.name
+            if name.startswith(".") or name.startswith("repodata.old."):
+                if name in (".repodata", _STAGE, _OLD) or (name.startswith("repodata.old.")
+                                                           and entry.is_dir(follow_symlinks=False)):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                elif name.startswith(_INCOMING):
+                    _unlink(entry.path)
+                elif not name.startswith("."):
+                    found[name] = entry
+            else:
+                found[name] = entry
+    return found
 
 
 def _copy_checked(source: str, dest: str, sha256: str) -> None:
@@ -227,6 +273,47 @@ def _copy_checked(source: str, dest: str, sha256: str) -> None:
                            "the artifact store is damaged: restore the file or rebuild the package")
     have = os.stat(source)
     os.utime(dest, ns=(have.st_atime_ns, have.st_mtime_ns))
+
+
+def _swap(stage: str, live: str, old: str) -> None:
+    """Put `stage` at `live` in one step: renameat2(RENAME_EXCHANGE) swaps
+    the two directories atomically, so `live` is always one whole
+    generation. Where the filesystem cannot exchange (EINVAL, e.g. NFS), the
+    old directory is renamed away first, leaving a moment without
+    `repodata/` (as createrepo_c's own swap does)."""
+    if not os.path.isdir(live) or os.path.islink(live):
+        _unlink(live)
+        os.rename(stage, live)
+        return
+    if _exchange(stage, live):
+        shutil.rmtree(stage, ignore_errors=True)
+        return
+    os.rename(live, old)
+    os.rename(stage, live)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(first: str, second: str) -> bool:
+    """renameat2(first, second, RENAME_EXCHANGE); False where not supported."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise BackendError(f"cannot swap the new metadata into {second}: {os.strerror(code)}",
+                       "check permissions and free space of the repo directory, then publish again")
+
+
+def _read_bytes(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
 
 
 def _read(path: str) -> str | None:

@@ -4,7 +4,7 @@
 
 The 100k-build fixture is generated first if it is not cached (and its
 generation time printed). `--quick` uses the 1,000-build fixture everywhere, and the builder
-benchmarks (dispatch, farm, log streaming) and signing in their --quick sizes.
+benchmarks (dispatch, farm, log streaming), signing and publishing in their --quick sizes.
 """
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
              run("bench_sync", "--builds", str(big), "--events", "10000", "--reps", "1" if args.quick else "2"),
              run("bench_tui", "--builds", str(big), *(["--reps", "2", "--skip-peer"] if args.quick else [])),
              *(run(module, *(["--quick"] if args.quick else []))
-               for module in ("bench_dispatch", "bench_farm", "bench_logstream", "bench_sign", "bench_merge"))]
+               for module in ("bench_dispatch", "bench_farm", "bench_logstream", "bench_sign", "bench_merge",
+                              "bench_publish"))]
     failed = sum(1 for code in codes if code != 0)
     if failed:
         print(f"{failed} benchmark(s) failed; their figures above are missing or partial", file=sys.stderr)

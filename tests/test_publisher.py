@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import gzip
+import hashlib
 import http.client
 import os
 import shutil
@@ -21,6 +22,7 @@ import pytest
 
 from backends.artifacts import FileArtifactStore
 from backends.base import BackendError, BadInput
+from backends import publisher as publisher_module
 from backends.publisher import CreaterepoPublisher
 from backends.reposerver import RepoServer
 
@@ -131,16 +133,20 @@ def test_an_unchanged_set_does_not_rerun_createrepo(store, both, repo):
 
 
 def logging_createrepo(tmp_path: Path) -> tuple[str, Path]:
-    """The real createrepo_c behind a wrapper that records each argv."""
+    """The real createrepo_c behind a wrapper that records, per run, the
+    package names of the --pkglist it was given (the packages it reads)."""
     log, wrapper = tmp_path / "createrepo.log", tmp_path / "createrepo_c"
-    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec createrepo_c "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\nprev=\nfor arg in "$@"; do\n'
+                       f'  if [ "$prev" = --pkglist ]; then echo $(cat "$arg") >> {log}; fi\n'
+                       f'  prev=$arg\ndone\nexec createrepo_c "$@"\n')
     wrapper.chmod(0o755)
     return str(wrapper), log
 
 
-def test_adding_is_incremental_but_a_replaced_file_gets_fresh_metadata(store, both, repo, rpms, tmp_path):
-    """Same file name, other bytes: --update trusts size+mtime, which a
-    rebuild of the same NVRA can keep, so the metadata is rebuilt in full."""
+def test_only_new_packages_are_read_and_a_replaced_file_is_read_again(store, both, repo, rpms, tmp_path):
+    """createrepo_c reads a package once; the metadata of the others comes
+    from the fragment cache. Same file name, other bytes (a rebuild of the
+    same NVRA, which may keep size and mtime) is a new package: read again."""
     wrapper, log = logging_createrepo(tmp_path)
     publisher = CreaterepoPublisher(store, createrepo=wrapper)
     publisher.publish(str(repo), {ALPHA: both[ALPHA]})
@@ -149,12 +155,26 @@ def test_adding_is_incremental_but_a_replaced_file_gets_fresh_metadata(store, bo
 
     result = publisher.publish(str(repo), {**both, ALPHA: other})
 
-    first, added, replaced = log.read_text().splitlines()
-    assert "--update" not in first.split() and "--update" in added.split()
-    assert "--update" not in replaced.split()
+    assert log.read_text().splitlines() == [ALPHA, BETA, ALPHA]
     assert result.added == (ALPHA,) and result.changed
     assert os.path.samefile(repo / ALPHA, store.path(other))
     assert primary(repo) == {**both, ALPHA: other}
+    assert dnf_list(f"file://{repo}", tmp_path) == ["alpha-1.0-9.x86_64", "beta-2.0-3.x86_64"]
+
+
+def test_a_damaged_fragment_cache_is_read_again_from_the_packages(store, both, repo, tmp_path):
+    wrapper, log = logging_createrepo(tmp_path)
+    publisher = CreaterepoPublisher(store, createrepo=wrapper)
+    publisher.publish(str(repo), both)
+    [damaged] = [p for p in (repo / ".metadata-cache").iterdir() if p.name == both[BETA][:2]]
+    damaged.write_bytes(damaged.read_bytes().replace(b"beta", b"BETA"))  # same length, wrong CRC
+    (repo / ".published").unlink()  # as if the publish had been interrupted
+
+    assert publisher.publish(str(repo), both).changed
+    in_damaged = " ".join(name for name in sorted(both) if both[name][:2] == damaged.name)
+    assert log.read_text().splitlines() == [f"{ALPHA} {BETA}", in_damaged]
+    assert primary(repo) == both
+    assert dnf_list(f"file://{repo}", tmp_path) == ["alpha-1.0-1.x86_64", "beta-2.0-3.x86_64"]
 
 
 def test_an_empty_set_makes_an_empty_repo(store, both, repo, tmp_path):
@@ -247,16 +267,132 @@ def test_strays_are_removed_planted_symlinks_replaced_and_directories_kept_out(s
 def test_leftovers_of_an_interrupted_publish_are_cleared(store, both, repo):
     publisher = CreaterepoPublisher(store)
     publisher.publish(str(repo), both)
-    (repo / ".repodata").mkdir()  # createrepo_c refuses to run while this exists
+    (repo / ".repodata").mkdir()  # what createrepo_c's own swap leaves
     (repo / "repodata.old.123.456").mkdir()
+    (repo / ".repodata-new").mkdir()  # sluice's next metadata, never swapped in
+    (repo / ".repodata-new" / "repomd.xml").write_text("half")
+    (repo / ".repodata-old").mkdir()
+    (repo / ".metadata-cache" / ".ab.tmp").write_text("half")
     (repo / f".incoming-{BETA}").write_text("half")
-    (repo / ".published").unlink()  # as if createrepo_c had died before finishing
+    (repo / ".published").unlink()  # as if the publish had died before finishing
 
     result = publisher.publish(str(repo), both)
 
     assert result.changed and result.added == ()
-    assert sorted(p.name for p in repo.iterdir()) == [".lock", ".published", ALPHA, BETA, "repodata"]
+    assert sorted(p.name for p in repo.iterdir()) == [".lock", ".metadata-cache", ".published", ALPHA, BETA,
+                                                      "repodata"]
+    assert sorted(p.name for p in (repo / ".metadata-cache").iterdir()) == sorted({both[ALPHA][:2],
+                                                                                   both[BETA][:2]})
     assert primary(repo) == both
+
+
+# ------------------------------------------------------------------ signing
+
+def fake_signature(repomd: bytes) -> bytes:
+    return b"-----FAKE SIGNATURE " + hashlib.sha256(repomd).hexdigest().encode() + b"\n"
+
+
+def pair_matches(folder: Path) -> bool:
+    return (folder / "repomd.xml.asc").read_bytes() == fake_signature((folder / "repomd.xml").read_bytes())
+
+
+def test_repomd_is_signed_before_the_swap_and_a_reader_never_sees_a_mismatch(store, both, repo, monkeypatch):
+    """The signature is written into the new metadata before it goes live:
+    checked at the swap itself, and by a reader polling the live pair while
+    the publisher works (a slow signer widens any window there could be)."""
+    live = repo / "repodata"
+    signed, swaps = [], []
+
+    def sign(path: str) -> bytes:
+        assert not Path(path).is_relative_to(live), "signed after the new repomd.xml went live"
+        assert not live.exists() or pair_matches(live), "the live pair changed before the swap"
+        time.sleep(0.05)
+        signed.append(path)
+        return fake_signature(Path(path).read_bytes())
+
+    real_swap = publisher_module._swap
+
+    def checked_swap(stage: str, live_dir: str, old: str) -> None:
+        swaps.append(pair_matches(Path(stage)))
+        real_swap(stage, live_dir, old)
+        swaps.append(pair_matches(Path(live_dir)))
+
+    monkeypatch.setattr(publisher_module, "_swap", checked_swap)
+    publisher = CreaterepoPublisher(store)
+    publisher.publish(str(repo), {ALPHA: both[ALPHA]}, sign=sign)
+    seen, stop = [], threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                first, asc = (live / "repomd.xml").read_bytes(), (live / "repomd.xml.asc").read_bytes()
+                again = (live / "repomd.xml").read_bytes()
+            except FileNotFoundError as exc:
+                seen.append(f"missing {exc.filename}")
+                continue
+            if first == again:  # not torn by a swap between the two reads
+                seen.append("match" if asc == fake_signature(first) else "MISMATCH")
+            time.sleep(0.001)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for n in range(8):
+            assert publisher.publish(str(repo), [both, {ALPHA: both[ALPHA]}][n % 2], sign=sign).changed
+    finally:
+        stop.set()
+        reader.join()
+
+    assert len(signed) == 9 and swaps == [True] * 18
+    assert seen and set(seen) == {"match"}, sorted(set(seen))
+    assert primary(repo) == {ALPHA: both[ALPHA]} and pair_matches(live)
+
+
+def test_a_missing_signature_is_written_and_a_failed_signer_changes_nothing(store, both, repo, tmp_path):
+    publisher = CreaterepoPublisher(store)
+    publisher.publish(str(repo), both)  # the buildroot way: no signature
+    live = repo / "repodata"
+    assert not (live / "repomd.xml.asc").exists()
+    calls = []
+
+    def sign(path: str) -> bytes:
+        calls.append(path)
+        return fake_signature(Path(path).read_bytes())
+
+    assert publisher.publish(str(repo), both, sign=sign).changed and pair_matches(live)
+    assert publisher.publish(str(repo), both, sign=sign).changed is False and len(calls) == 1
+    before = listing(repo)
+
+    def broken(path: str) -> bytes:
+        raise BackendError("gpg could not sign", "check the key")
+
+    with pytest.raises(BackendError, match="gpg could not sign"):
+        publisher.publish(str(repo), {ALPHA: both[ALPHA]}, sign=broken)
+    after = listing(repo)
+    assert {k: v for k, v in after.items() if not k.startswith(".metadata-cache")} == \
+        {k: v for k, v in before.items() if not k.startswith(".metadata-cache")}, "the old pair and packages stay"
+    assert pair_matches(live) and dnf_list(f"file://{repo}", tmp_path) == ["alpha-1.0-1.x86_64", "beta-2.0-3.x86_64"]
+    assert publisher.publish(str(repo), {ALPHA: both[ALPHA]}, sign=sign).removed == (BETA,)
+    assert pair_matches(live) and primary(repo) == {ALPHA: both[ALPHA]}
+
+
+def test_a_client_holding_the_previous_repomd_still_finds_its_metadata(store, both, repo):
+    publisher = CreaterepoPublisher(store)
+    publisher.publish(str(repo), {ALPHA: both[ALPHA]})
+    first = (repo / "repodata" / "repomd.xml").read_bytes()
+    publisher.publish(str(repo), both)
+    second = (repo / "repodata" / "repomd.xml").read_bytes()
+    publisher.publish(str(repo), {BETA: both[BETA]})
+
+    third = (repo / "repodata" / "repomd.xml").read_bytes()
+    names = {p.name for p in (repo / "repodata").iterdir()}
+    assert metadata_files(second) <= names, "the previous generation's files are kept"
+    assert names == metadata_files(second) | metadata_files(third) | {"repomd.xml"}, "and no older one"
+    assert metadata_files(first) - metadata_files(second) - metadata_files(third)
+
+
+def metadata_files(repomd: bytes) -> set[str]:
+    return {h.get("href").split("/")[-1] for h in ET.fromstring(repomd).findall("repo:data/repo:location", REPO_NS)}
 
 
 def test_a_publish_waits_for_the_repo_lock(store, both, repo):
