@@ -10,13 +10,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from app import tomlfile
+from app import import_policy, tomlfile
 from app.errors import BadInput, ConfigError, UsageError
 from app.model import ARCH, FINGERPRINT, NAME
 from backends.base import LOCAL, SourcePackage
 
 TARGETS_DIR = "config/targets"
-_KEYS = {"arches", "mock_config", "dist_tag", "external_repo", "supersede", "signing_key"}
+_KEYS = {"arches", "mock_config", "dist_tag", "external_repo", "supersede", "signing_key", "trusted_keys", "import"}
 _URL = re.compile(r"(https?|file)://\S+")
 DEFAULT_PRIORITY = 99
 
@@ -41,12 +41,19 @@ class Target:
     external_repos: tuple[ExternalRepo, ...] = ()
     supersede: bool = True
     signing_key: str = ""  # the fingerprint of the key that signs this target's RPMs
+    trusted_keys: tuple[str, ...] = ()  # upstream import: keys whose signatures it accepts (config/keys/<fpr>.asc)
+    import_rules: Mapping[str, str] = field(default_factory=dict)  # upstream import: package glob -> rule
 
     def __post_init__(self) -> None:
         check_name(self.name, "target")
         if self.signing_key and not FINGERPRINT.fullmatch(self.signing_key):
             raise UsageError(f"signing_key {self.signing_key!r} is not a key fingerprint",
                              "give the full fingerprint in upper-case hex, as `sluice key list` shows it")
+        for fingerprint in self.trusted_keys:
+            if not isinstance(fingerprint, str) or not FINGERPRINT.fullmatch(fingerprint):
+                raise UsageError(f"trusted_keys: {fingerprint!r} is not a key fingerprint",
+                                 "add keys with `sluice target trust TARGET KEYFILE`")
+        import_policy.check(self.import_rules)
         if not self.arches:
             raise UsageError(f"target {self.name} needs at least one arch", "pass --arch ARCH")
         for arch in (*self.arches, *self.mock_config):
@@ -98,6 +105,10 @@ class Target:
                                  for r in self.external_repos]}
         if self.signing_key:
             doc["signing_key"] = self.signing_key
+        if self.trusted_keys:
+            doc["trusted_keys"] = list(self.trusted_keys)
+        if self.import_rules:
+            doc["import"] = dict(self.import_rules)
         header = (f"sluice target {self.name}. External repos feed the buildroot after the target's own\n"
                   "builds, lowest priority first: the first repo with a source package offers it, and\n"
                   "no later repo offers any package built from that source.")
@@ -127,6 +138,11 @@ class Target:
                                                 and set(r) <= {"name", "url", "priority"} for r in repos)):
             raise ConfigError(tomlfile.locate(text, where, r"\[\[\s*external_repo\s*\]\]"),
                               "each [[external_repo]] has name, url and optionally priority (1-99), nothing else")
+        trusted = doc.get("trusted_keys", [])
+        if not (isinstance(trusted, list) and all(isinstance(k, str) for k in trusted)):
+            raise ConfigError(at("trusted_keys"), "trusted_keys must be a list of key fingerprints")
+        if not isinstance(doc.get("import", {}), dict):
+            raise ConfigError(at("import"), '[import] maps package = "rebuild" | "skip" | "replace OURS"')
         for key, kind in (("dist_tag", str), ("supersede", bool), ("signing_key", str)):
             if key in doc and not isinstance(doc[key], kind):
                 raise ConfigError(at(key), f"{key} must be a {kind.__name__}")
@@ -134,7 +150,7 @@ class Target:
             return cls(name, tuple(arches), dict(mock), doc.get("dist_tag", ""),
                        tuple(ExternalRepo(r["name"], r["url"], r.get("priority", DEFAULT_PRIORITY)) for r in repos),
                        doc.get("supersede", True),
-                       doc.get("signing_key", ""))
+                       doc.get("signing_key", ""), tuple(trusted), dict(doc.get("import", {})))
         except UsageError as exc:
             raise ConfigError(where, exc.message, exc.hint) from exc
 
@@ -143,6 +159,8 @@ class Target:
                  f"  dist tag: {self.dist_tag or '-'}", f"  supersede older builds: {'yes' if self.supersede else 'no'}",
                  f"  signing key: {self.signing_key or '- (`sluice key create --target ' + self.name + '`)'}"]
         lines += [f"  mock {arch}: {self.mock_config_for(arch)}" for arch in self.arches]
+        lines += [f"  import trusts key {fingerprint}" for fingerprint in self.trusted_keys]
+        lines += [f"  import {glob}: {rule}" for glob, rule in self.import_rules.items()]
         lines += [f"  buildroot feed 1. {LOCAL} (this target's own builds)"]
         lines += [f"  buildroot feed {n}. {r.name} {r.url} (priority {r.priority})"
                   for n, r in enumerate(self.external_repos, 2)]

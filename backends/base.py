@@ -385,3 +385,4 @@ from backends.signing_protocols import KeyInfo, Keyring, Signer  # noqa: E402,F4
 from backends.repo_protocols import LOCAL, Merged, RepoMerger, RepoSource  # noqa: E402,F401
 from backends.notify_protocols import Mail, Notifier  # noqa: E402,F401
 from backends.artifact_protocols import ArtifactRemote  # noqa: E402,F401
+from backends.upstream_protocols import UpstreamFetchFailed, UpstreamPackage, UpstreamRepo, SignatureChecker, Verdict  # noqa: E402,F401,E501

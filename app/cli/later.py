@@ -13,7 +13,6 @@ from app.errors import NotAvailable
 PENDING = {
     "advisory": "advisories",
     "review": "reviews and notifications",
-    "import": "importing upstream updates",
     "verify": "signed history (trust)",
     "hook": "the server-side hooks (trust)",
 }
