@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from app import builds, lifecycle, manifests, trust
+from app import builds, import_record, lifecycle, manifests, trust
 from app.errors import BadInput, NotFound, SluiceError
 from app.lifecycle import BuildView, extend
 from app.model import EVENT_ID, NAME, decode_event, decode_record
@@ -26,9 +26,12 @@ _PATHS = {
     "record": re.compile(r"builds/([0-9a-f]{2})/(\1[0-9a-f]{38})/build\.json"),
     "event": re.compile(rf"builds/([0-9a-f]{{2}})/(\1[0-9a-f]{{38}})/events/({EVENT_ID.pattern})\.json"),
     "manifest": manifests.PATH,
+    "import": import_record.PATH,
+    "key": import_record.KEY_PATH,
 }
-_LIMITS = {"policy": 1 << 20, "target": 1 << 20, "record": 1 << 18, "event": 1 << 18, "manifest": 1 << 24}
-_WRITE_ONCE = ("record", "event", "manifest")
+_LIMITS = {"policy": 1 << 20, "target": 1 << 20, "record": 1 << 18, "event": 1 << 18, "manifest": 1 << 24,
+           "import": 1 << 24, "key": 1 << 20}
+_WRITE_ONCE = ("record", "event", "manifest", "import")
 _REGULAR = 0o100644
 
 
@@ -121,6 +124,8 @@ class HistoryCheck:
                     found[kind].append((match, data))
                 elif kind == "manifest":
                     problems += _check_manifest(match, data, replay, author)
+                elif kind in ("import", "key"):
+                    problems += _check_import(kind, match, data, replay, author)
                 else:
                     found_problems, parsed = _check_config(kind, match, data, replay, author)
                     problems += found_problems
@@ -239,6 +244,20 @@ def _check_manifest(match: re.Match, data: bytes, replay: _Replay, author: str) 
         return [exc.message]
     if manifest.actor != author:
         return [f"{match.group(0)} claims actor {manifest.actor}, but the commit's author is {author}"]
+    return []
+
+
+def _check_import(kind: str, match: re.Match, data: bytes, replay: _Replay, author: str) -> list[str]:
+    """An import record or a trusted upstream key: an admin's, well-formed."""
+    if not replay.current_policy().is_admin(author):
+        return [f"{author} wrote {match.group(0)} but is not an admin"]
+    try:
+        if kind == "key":
+            import_record.check_key_file(match.group(0), data)
+        elif import_record.parse(match.group(0), data)["actor"] != author:
+            return [f"{match.group(0)} names another actor than the commit's author {author}"]
+    except SluiceError as exc:
+        return [exc.message]
     return []
 
 

@@ -49,16 +49,18 @@ class Submitter:
         _no_duplicates(packages, request.paths)
         ids = [secrets.token_hex(20) for _ in packages]
         created = timestamp()
-        self._plan(request, packages, ids, created)(self.store.snapshot())  # refuse early
+        self.plan(request, packages, ids, created)(self.store.snapshot())  # refuse early
         for path, package in zip(request.paths, packages):
             stored = self.artifacts.put(path)
             if stored.sha256 != package.sha256:
                 raise BackendError(f"{path} changed while it was being submitted", "submit it again")
-        written = self.store.update(self._plan(request, packages, ids, created))
+        written = self.store.update(self.plan(request, packages, ids, created))
         snap = self.store.snapshot(written.commit)
         return [builds.load_build(snap, build_id) for build_id in ids]
 
-    def _plan(self, request: Submission, packages: list[SourcePackage], ids: list[str], created: str):
+    def plan(self, request: Submission, packages: list[SourcePackage], ids: list[str], created: str):
+        """The write of `packages` as builds `ids`, checked against the state it
+        lands on (the upstream import adds its record to the same commit)."""
         def plan(snap: Snapshot) -> Change:
             policy = builds.load_policy(snap)
             target = builds.load_target(snap, request.target)

@@ -10,13 +10,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from app import tomlfile
+from app import import_policy, tomlfile
 from app.errors import BadInput, ConfigError, UsageError
 from app.model import ARCH, FINGERPRINT, NAME
 from backends.base import LOCAL, SourcePackage
 
 TARGETS_DIR = "config/targets"
-_KEYS = {"arches", "mock_config", "dist_tag", "external_repo", "supersede", "signing_key", "retired_keys"}
+_KEYS = {"arches", "mock_config", "dist_tag", "external_repo", "supersede", "signing_key", "retired_keys",
+         "trusted_keys", "import"}
 _URL = re.compile(r"(https?|file)://\S+")
 DEFAULT_PRIORITY = 99
 
@@ -42,6 +43,8 @@ class Target:
     supersede: bool = True
     signing_key: str = ""  # the fingerprint of the key that signs this target's RPMs
     retired_keys: tuple[str, ...] = ()  # keys it signed with before, oldest first: never to sign again
+    trusted_keys: tuple[str, ...] = ()  # upstream import: keys whose signatures it accepts (config/keys/<fpr>.asc)
+    import_rules: Mapping[str, str] = field(default_factory=dict)  # upstream import: package glob -> rule
 
     def __post_init__(self) -> None:
         check_name(self.name, "target")
@@ -52,6 +55,11 @@ class Target:
         if self.signing_key in self.retired_keys or len(set(self.retired_keys)) != len(self.retired_keys):
             raise UsageError(f"target {self.name} lists a retired key twice, or as its signing_key",
                              "a retired key never signs again: rotate to a new one with `sluice key rotate`")
+        for fingerprint in self.trusted_keys:
+            if not isinstance(fingerprint, str) or not FINGERPRINT.fullmatch(fingerprint):
+                raise UsageError(f"trusted_keys: {fingerprint!r} is not a key fingerprint",
+                                 "add keys with `sluice target trust TARGET KEYFILE`")
+        import_policy.check(self.import_rules)
         if not self.arches:
             raise UsageError(f"target {self.name} needs at least one arch", "pass --arch ARCH")
         for arch in (*self.arches, *self.mock_config):
@@ -105,6 +113,10 @@ class Target:
             doc["signing_key"] = self.signing_key
         if self.retired_keys:
             doc["retired_keys"] = list(self.retired_keys)
+        if self.trusted_keys:
+            doc["trusted_keys"] = list(self.trusted_keys)
+        if self.import_rules:
+            doc["import"] = dict(self.import_rules)
         header = (f"sluice target {self.name}. External repos feed the buildroot after the target's own\n"
                   "builds, lowest priority first: the first repo with a source package offers it, and\n"
                   "no later repo offers any package built from that source.")
@@ -134,6 +146,11 @@ class Target:
                                                 and set(r) <= {"name", "url", "priority"} for r in repos)):
             raise ConfigError(tomlfile.locate(text, where, r"\[\[\s*external_repo\s*\]\]"),
                               "each [[external_repo]] has name, url and optionally priority (1-99), nothing else")
+        trusted = doc.get("trusted_keys", [])
+        if not (isinstance(trusted, list) and all(isinstance(k, str) for k in trusted)):
+            raise ConfigError(at("trusted_keys"), "trusted_keys must be a list of key fingerprints")
+        if not isinstance(doc.get("import", {}), dict):
+            raise ConfigError(at("import"), '[import] maps package = "rebuild" | "skip" | "replace OURS"')
         for key, kind in (("dist_tag", str), ("supersede", bool), ("signing_key", str)):
             if key in doc and not isinstance(doc[key], kind):
                 raise ConfigError(at(key), f"{key} must be a {kind.__name__}")
@@ -143,7 +160,8 @@ class Target:
         try:
             return cls(name, tuple(arches), dict(mock), doc.get("dist_tag", ""),
                        tuple(ExternalRepo(r["name"], r["url"], r.get("priority", DEFAULT_PRIORITY)) for r in repos),
-                       doc.get("supersede", True), doc.get("signing_key", ""), tuple(retired))
+                       doc.get("supersede", True), doc.get("signing_key", ""), tuple(retired), tuple(trusted),
+                       dict(doc.get("import", {})))
         except UsageError as exc:
             raise ConfigError(where, exc.message, exc.hint) from exc
 
@@ -153,6 +171,8 @@ class Target:
                  f"  signing key: {self.signing_key or '- (`sluice key create --target ' + self.name + '`)'}"]
         lines += [f"  retired key: {key}" for key in self.retired_keys]
         lines += [f"  mock {arch}: {self.mock_config_for(arch)}" for arch in self.arches]
+        lines += [f"  import trusts key {fingerprint}" for fingerprint in self.trusted_keys]
+        lines += [f"  import {glob}: {rule}" for glob, rule in self.import_rules.items()]
         lines += [f"  buildroot feed 1. {LOCAL} (this target's own builds)"]
         lines += [f"  buildroot feed {n}. {r.name} {r.url} (priority {r.priority})"
                   for n, r in enumerate(self.external_repos, 2)]

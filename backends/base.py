@@ -395,3 +395,4 @@ from backends.artifact_protocols import ArtifactRemote  # noqa: E402,F401
 from backends.review_protocols import ChangelogEntry, ContentsReader, LintFinding, Linter, RpmContents  # noqa: E402,F401,E501
 from backends.trust_protocols import (BAD, GOOD, UNKNOWN_KEY, UNSIGNED, CommitSigner,  # noqa: E402,F401
                                       CommitVerifier, Verdict)
+from backends.upstream_protocols import UpstreamFetchFailed, UpstreamPackage, UpstreamRepo, SignatureChecker, SignatureVerdict  # noqa: E402,F401,E501

@@ -88,6 +88,16 @@ def linter():
     return RpmLinter()
 
 
+def upstream_repo():
+    from backends.upstream import UpstreamReader
+    return UpstreamReader()
+
+
+def signature_checker():
+    from backends.upstream import RpmSignatureChecker
+    return RpmSignatureChecker()
+
+
 def smtp_notifier(host: str, port: int, starttls: bool, user: str, password_file: str):
     from backends.smtp import SmtpNotifier
     return SmtpNotifier(host, port, starttls, user, password_file)

@@ -25,44 +25,24 @@ same as last time's does nothing.
 """
 from __future__ import annotations
 
-import bz2
 import errno
 import gzip
 import hashlib
 import json
-import lzma
 import os
-import re
 import shutil
-import subprocess
 import time
-import urllib.request
-from typing import IO, Iterator, Sequence
-from xml.etree import ElementTree
-from xml.sax.saxutils import unescape
+from typing import Iterator, Sequence
 
+from backends import repometa
 from backends.base import BackendError, sha256_file, write_atomic
 from backends.repo_protocols import LOCAL, Merged, RepoSource
+from backends.repometa import PKGID_ATTR, PKGID_PRIMARY, ROOTS
 
 TYPES = ("primary", "filelists", "other")
-_ROOTS = {"primary": (b"metadata", b'xmlns="http://linux.duke.edu/metadata/common" '
-                                   b'xmlns:rpm="http://linux.duke.edu/metadata/rpm"'),
-          "filelists": (b"filelists", b'xmlns="http://linux.duke.edu/metadata/filelists"'),
-          "other": (b"otherdata", b'xmlns="http://linux.duke.edu/metadata/other"')}
-_REPO = "{http://linux.duke.edu/metadata/repo}"
-_CHUNK = 1 << 20
 _MARKER, _ORIGINS, _LOCK = ".merged", ".origins.json", ".lock"
 _NEW, _OLD = ".repodata-merging", ".repodata-old"
-_TIMEOUT = 30  # a repo that does not answer must not hold the runner for long
-
-_NAME = re.compile(rb"<name>([^<]*)</name>")
-_ARCH = re.compile(rb"<arch>([^<]*)</arch>")
-_VERSION = re.compile(rb"<version\s([^>]*?)/?>")
-_SOURCERPM = re.compile(rb"<rpm:sourcerpm>([^<]*)</rpm:sourcerpm>")
-_PKGID_PRIMARY = re.compile(rb'<checksum[^>]*pkgid="YES"[^>]*>([^<]+)</checksum>')
-_PKGID_ATTR = re.compile(rb'<package\s[^>]*pkgid="([^"]+)"')
-_LOCATION = re.compile(rb"<location\s")
-_ATTR = re.compile(rb'([\w:]+)="([^"]*)"')
+_LOCATION = b"<location "
 
 
 class MergeRepoWriter:
@@ -82,7 +62,7 @@ class MergeRepoWriter:
                 shutil.rmtree(work, ignore_errors=True)
 
     def _merge(self, repo_dir: str, local_dir: str, sources: list[RepoSource], work: str) -> Merged:
-        repomds = [_fetch_bytes(_join(s.url, "repodata/repomd.xml"), s) for s in sources]
+        repomds = [_fetch_repomd(s) for s in sources]
         packages = sorted(n for n in os.listdir(local_dir) if n.endswith(".rpm") and not n.startswith("."))
         inputs = hashlib.sha256(json.dumps([[s.name, s.url, hashlib.sha256(r).hexdigest()]
                                             for s, r in zip(sources, repomds)] + packages).encode()).hexdigest()
@@ -105,25 +85,12 @@ class MergeRepoWriter:
 
     def _download(self, source: RepoSource, repomd: bytes, work: str, n: int) -> dict[str, str]:
         """{type: local path of its (compressed) file}, checksums checked."""
-        try:
-            root = ElementTree.fromstring(repomd)
-        except ElementTree.ParseError as exc:
-            raise _broken(source, f"repodata/repomd.xml is not XML ({exc})") from exc
         found = {}
-        for data in root.iterfind(_REPO + "data"):
-            kind = data.get("type")
-            if kind not in TYPES:
-                continue
-            location, checksum = data.find(_REPO + "location"), data.find(_REPO + "checksum")
-            if location is None or checksum is None or not location.get("href"):
-                raise _broken(source, f"repomd.xml lists {kind} without a location or checksum")
-            href = location.get("href")
-            path = os.path.join(work, f"{n}-{kind}{_suffix(href)}")
-            _fetch_file(_join(source.url, href), path, source, checksum.get("type", ""), (checksum.text or "").strip())
-            found[kind] = path
-        missing = [k for k in TYPES if k not in found]
-        if missing:
-            raise _broken(source, f"repomd.xml has no {', '.join(missing)} metadata")
+        with _named(source):
+            for kind, (href, checksum_type, checksum) in repometa.metadata_files(repomd, TYPES).items():
+                path = os.path.join(work, f"{n}-{kind}{repometa.suffix(href)}")
+                repometa.fetch_file(repometa.join(source.url, href), path, checksum_type, checksum)
+                found[kind] = path
         return found
 
 
@@ -158,27 +125,20 @@ def _choose(sources: list[RepoSource], files: list[dict[str, str]]):
 
 def _describe(chunk: bytes, source: RepoSource) -> tuple[bytes, str, str] | None:
     """(pkgid, "name-version-release.arch", source package name) of a primary <package>."""
-    name, arch = _NAME.search(chunk), _ARCH.search(chunk)
-    version, pkgid = _VERSION.search(chunk), _PKGID_PRIMARY.search(chunk)
-    if not (name and arch and version and pkgid):
-        raise _broken(source, "a <package> in primary lacks name, arch, version or a pkgid checksum")
-    if arch.group(1) in (b"src", b"nosrc"):
+    with _named(source):
+        entry = repometa.describe(chunk)
+    if entry.arch in ("src", "nosrc"):
         return None
-    attrs = dict(_ATTR.findall(version.group(1)))
-    text = unescape(name.group(1).decode("utf-8", "replace"))
-    nevra = (f"{text}-{attrs.get(b'ver', b'').decode()}-{attrs.get(b'rel', b'').decode()}."
-             f"{arch.group(1).decode()}")
-    sourcerpm = _SOURCERPM.search(chunk)
-    srpm = unescape(sourcerpm.group(1).decode("utf-8", "replace")) if sourcerpm else ""
-    srcname = srpm.rsplit("-", 2)[0] if srpm.count("-") >= 2 else text
-    return pkgid.group(1).strip(), nevra, srcname
+    srpm = entry.sourcerpm
+    srcname = srpm.rsplit("-", 2)[0] if srpm.count("-") >= 2 else entry.name
+    return PKGID_PRIMARY.search(chunk).group(2).strip(), entry.nevra, srcname
 
 
 def _write(repodata: str, kind: str, sources: list[RepoSource], files: list[dict[str, str]],
            kept: list[set[bytes]]) -> tuple[str, str, int, str, int]:
     """Write one merged metadata file; returns (its name, sha256, size, open
     sha256, open size) for repomd.xml."""
-    tag, namespaces = _ROOTS[kind]
+    tag, namespaces = ROOTS[kind]
     count = sum(len(ids) for ids in kept)
     tmp = os.path.join(repodata, f"{kind}.xml.gz")
     opened, size = hashlib.sha256(), 0
@@ -194,8 +154,8 @@ def _write(repodata: str, kind: str, sources: list[RepoSource], files: list[dict
         for n, (source, paths) in enumerate(zip(sources, files)):
             base = None if n == 0 else source.url.encode()
             for chunk in _chunks(paths[kind], kind, source):
-                pkgid = (_PKGID_PRIMARY if kind == "primary" else _PKGID_ATTR).search(chunk)
-                if pkgid and pkgid.group(1).strip() in kept[n]:
+                pkgid = (PKGID_PRIMARY if kind == "primary" else PKGID_ATTR).search(chunk)
+                if pkgid and pkgid.group(pkgid.re.groups).strip() in kept[n]:
                     put((_based(chunk, base) if base and kind == "primary" else chunk) + b"\n")
         put(b"</" + tag + b">\n")
     digest = sha256_file(tmp)
@@ -206,14 +166,14 @@ def _write(repodata: str, kind: str, sources: list[RepoSource], files: list[dict
 
 def _based(chunk: bytes, base: bytes) -> bytes:
     """Point a package's <location> at its own repo, unless it already names one."""
-    match = _LOCATION.search(chunk)
-    if match is None:
+    start = chunk.find(_LOCATION)
+    if start < 0:
         return chunk
-    end = chunk.index(b">", match.end())
-    if b"xml:base=" in chunk[match.start():end]:
+    after = start + len(_LOCATION)
+    if b"xml:base=" in chunk[start:chunk.index(b">", after)]:
         return chunk
     escaped = base.replace(b"&", b"&amp;").replace(b'"', b"&quot;").replace(b"<", b"&lt;")
-    return chunk[:match.end()] + b'xml:base="' + escaped + b'" ' + chunk[match.end():]
+    return chunk[:after] + b'xml:base="' + escaped + b'" ' + chunk[after:]
 
 
 def _repomd(written: dict[str, tuple[str, str, int, str, int]]) -> bytes:
@@ -233,90 +193,33 @@ def _repomd(written: dict[str, tuple[str, str, int, str, int]]) -> bytes:
 # ------------------------------------------------------------ reading metadata
 
 def _chunks(path: str, kind: str, source: RepoSource) -> Iterator[bytes]:
-    """Each `<package>…</package>` of a metadata file, as bytes, streamed."""
-    with _open(path, source) as stream:
-        buffer, checked = b"", False
-        while True:
-            block = stream.read(_CHUNK)
-            buffer += block
-            if not checked and (b"<package" in buffer or not block):
-                _check_root(buffer, kind, source)
-                checked = True
-            pos = 0
-            while True:
-                start = buffer.find(b"<package", pos)
-                end = buffer.find(b"</package>", start) if start >= 0 else -1
-                if end < 0:
-                    break
-                yield buffer[start:end + len(b"</package>")]
-                pos = end + len(b"</package>")
-            buffer = buffer[pos:]
-            if not block:
-                return
+    with _named(source):
+        yield from repometa.chunks(path, kind)
 
 
-def _check_root(head: bytes, kind: str, source: RepoSource) -> None:
-    """The <package> elements are copied as bytes, so their prefixes must
-    mean what the merged file's root element declares."""
-    tag, namespaces = _ROOTS[kind]
-    root = re.search(rb"<" + tag + rb"\s[^>]*>", head)
-    if root is None or any(ns not in root.group(0) for ns in namespaces.split(b" ")):
-        raise _broken(source, f"its {kind} metadata does not start with the usual <{tag.decode()}> element "
-                              "and namespaces (createrepo_c writes them)")
+def _fetch_repomd(source: RepoSource) -> bytes:
+    with _named(source):
+        return repometa.fetch_bytes(repometa.join(source.url, "repodata/repomd.xml"))
 
 
-def _open(path: str, source: RepoSource) -> IO[bytes]:
-    if path.endswith(".zst"):
-        try:
-            done = subprocess.run(["zstd", "-dc", "--", path], capture_output=True, check=True)
-        except (OSError, subprocess.CalledProcessError) as exc:
-            raise BackendError(f"cannot read the zstd metadata of external repo {source.name}: {exc}",
-                               "install zstd (apt install zstd, or dnf install zstd)") from exc
-        plain = path[:-4]
-        with open(plain, "wb") as out:
-            out.write(done.stdout)
-        return open(plain, "rb")
-    openers = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
-    return openers.get(_suffix(path), open)(path, "rb")
+class _named:
+    """Say which external repo a metadata error came from, and what to do."""
 
+    def __init__(self, source: RepoSource) -> None:
+        self.source = source
 
-def _suffix(href: str) -> str:
-    for suffix in (".gz", ".xz", ".bz2", ".zst"):
-        if href.endswith(suffix):
-            return suffix
-    return ".xml"
+    def __enter__(self) -> None:
+        return None
 
-
-def _join(url: str, href: str) -> str:
-    return url.rstrip("/") + "/" + href.lstrip("/")
-
-
-def _fetch_bytes(url: str, source: RepoSource) -> bytes:
-    try:
-        with urllib.request.urlopen(url, timeout=_TIMEOUT) as response:
-            return response.read()
-    except (OSError, ValueError) as exc:
-        raise BackendError(f"cannot read {url} of external repo {source.name}: {exc}",
-                           "check the URL in the target (`sluice target show`) and that this machine "
-                           "reaches it; builds wait until the buildroot can be merged") from exc
-
-
-def _fetch_file(url: str, path: str, source: RepoSource, kind: str, expected: str) -> None:
-    kind = {"sha": "sha1"}.get(kind, kind)
-    if kind not in ("sha1", "sha224", "sha256", "sha384", "sha512"):
-        raise _broken(source, f"repomd.xml names checksum type {kind!r}")
-    digest = hashlib.new(kind)
-    try:
-        with urllib.request.urlopen(url, timeout=_TIMEOUT) as response, open(path, "wb") as out:
-            while block := response.read(_CHUNK):
-                digest.update(block)
-                out.write(block)
-    except (OSError, ValueError) as exc:
-        raise BackendError(f"cannot read {url} of external repo {source.name}: {exc}",
-                           "check that this machine reaches the repo, then publish again") from exc
-    if digest.hexdigest() != expected:
-        raise _broken(source, f"{url} does not match the {kind} checksum its repomd.xml gives "
-                              "(the repo changed while it was read, or is damaged); try again")
+    def __exit__(self, kind, exc, trace) -> None:
+        if isinstance(exc, repometa.RepoUnreachable):
+            raise BackendError(f"{exc.message} (external repo {self.source.name})",
+                               "check the URL in the target (`sluice target show`) and that this machine "
+                               "reaches it; builds wait until the buildroot can be merged") from exc
+        if isinstance(exc, (repometa.RepoBroken, repometa.ChecksumMismatch)):
+            what = exc.message + (" (the repo changed while it was read, or is damaged); try again"
+                                  if isinstance(exc, repometa.ChecksumMismatch) else "")
+            raise _broken(self.source, what) from exc
 
 
 def _broken(source: RepoSource, what: str) -> BackendError:

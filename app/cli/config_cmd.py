@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from app.cli import import_cmd
 from app.cli.context import Context
 from app.errors import UsageError
 from app.policy import ROLES
@@ -53,6 +54,7 @@ def register(commands, common) -> None:
     p.add_argument("name", metavar="NAME")
     p.add_argument("file", metavar="FILE")
     p.set_defaults(handler=target_load)
+    import_cmd.register_trust(sub, common)
 
 
 def policy_show(ctx: Context, args: argparse.Namespace) -> int:
@@ -153,4 +155,5 @@ def target_load(ctx: Context, args: argparse.Namespace) -> int:
 def _target_json(t: Target) -> dict:
     return {"name": t.name, "arches": list(t.arches), "mock_config": {a: t.mock_config_for(a) for a in t.arches},
             "dist_tag": t.dist_tag, "supersede": t.supersede,
-            "external_repos": [{"name": r.name, "url": r.url, "priority": r.priority} for r in t.external_repos]}
+            "external_repos": [{"name": r.name, "url": r.url, "priority": r.priority} for r in t.external_repos],
+            "trusted_keys": list(t.trusted_keys), "import": dict(t.import_rules)}

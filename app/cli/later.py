@@ -12,7 +12,6 @@ from app.errors import NotAvailable
 
 PENDING = {
     "advisory": "advisories",
-    "import": "importing upstream updates",
 }
 
 
