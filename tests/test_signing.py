@@ -122,6 +122,27 @@ def test_the_passphrase_never_leaks(queue, make_srpm, isolated, phrase_file, tmp
     never_leaked(queue, isolated, (SECRET, SECRET[::-1]), (failed, signed, shown), b"secretive")
 
 
+def test_the_passphrase_reaches_gpg_through_a_pipe_never_a_file(queue, make_srpm, phrase_file, tmp_path,
+                                                                   monkeypatch):
+    """An rpmsign on PATH that notes what kind of file it was told to give gpg
+    as --passphrase-file, then runs the real rpmsign."""
+    real = shutil.which("rpmsign")
+    shims, seen = tmp_path / "shims", tmp_path / "seen"
+    shims.mkdir()
+    (shims / "rpmsign").write_text(
+        "#!/bin/sh\nfor arg in \"$@\"; do case $arg in *--passphrase-file*)\n"
+        "  stat -c %F \"${arg##*--passphrase-file }\" >> " + str(seen) + " ;; esac; done\n"
+        f"exec {real} \"$@\"\n")
+    (shims / "rpmsign").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")
+    assert queue("key", "create", "--target", "default", "--passphrase-file", phrase_file).code == 0
+    [build] = built_and_approved(queue, make_srpm("piped", "1.0", "1"))
+    signed = queue("sign", build[:7], "--passphrase-file", phrase_file, user=CAROL)
+    assert signed.code == 0, signed.err
+    kinds = seen.read_text().split("\n")
+    assert kinds[0] == "fifo" and set(filter(None, kinds)) == {"fifo"}
+
+
 def never_leaked(sluice, isolated: Path, secrets, results, known: bytes) -> None:
     """No secret in the commands' output, any git object, or any file sluice
     keeps outside its GnuPG home (logs, artifacts, repos, the index);
