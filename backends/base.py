@@ -14,7 +14,7 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import Callable, ContextManager, Iterable, Iterator, Mapping, Protocol, Sequence
 
 
 class SluiceError(Exception):
@@ -220,6 +220,16 @@ class ArtifactStore(Protocol):
     def has(self, sha256: str) -> bool: ...
 
     def incoming(self) -> str: ...
+
+    def scratch(self, prefix: str) -> ContextManager[str]:
+        """A folder in `incoming` for work that ends in `put`s, held by this
+        process (a store opened after a crash removes what nobody holds)."""
+        ...
+
+
+class StoreFull(BackendError):
+    """The artifact store's filesystem is full (or a file-size limit was hit):
+    nothing was stored, and the same work may succeed once there is room."""
 
 
 # ------------------------------------------------------------------- packages
