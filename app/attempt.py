@@ -11,10 +11,9 @@ name, before it enters the artifact store.
 from __future__ import annotations
 
 import collections
+import errno
 import os
 import re
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -22,7 +21,7 @@ from typing import Callable, Mapping
 from app import provenance
 from app.model import BuildRecord, State, clean_text, timestamp
 from app.tasks import Artifact, safe_name
-from backends.base import (ArtifactStore, BackendError, BadInput, BuildSpec, BuildTool, Disconnected,
+from backends.base import (ArtifactStore, BackendError, BadInput, BuildSpec, BuildTool, Disconnected, StoreFull,
                            PackageReader, Progress, Transport, sha256_file)
 
 SRPM_NAME = "source.src.rpm"  # the upload's name on the host: never package-controlled
@@ -89,6 +88,7 @@ class Outcome:
     ended: str = field(default_factory=timestamp)
     lost: bool = False  # the connection to the host dropped
     installed: tuple = ()  # [nevra, repo] of each package in the buildroot, from root.log
+    full: bool = False  # the store here was full: not the build's fault, not counted, tried later
 
 
 def run(job: Job, host: Transport, tool: BuildTool, store: ArtifactStore, reader: PackageReader,
@@ -107,7 +107,14 @@ def run(job: Job, host: Transport, tool: BuildTool, store: ArtifactStore, reader
         return Outcome(State.FAILED, error=f"{job.builder}: {exc}", log=_keep(store, job.live_log))
     except BackendError as exc:
         return Outcome(State.QUEUED, error=f"{job.builder}: {exc.message}", log=_keep(store, job.live_log))
-    log = _keep(store, job.live_log)
+    except OSError as exc:  # the live log here could not be written: a full disk, most likely
+        return Outcome(State.QUEUED, error=f"{job.builder}: cannot write the build's log {job.live_log}: "
+                       f"{exc.strerror}; free space there, the task is tried again",
+                       full=exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG))
+    try:
+        log = _keep(store, job.live_log)
+    except StoreFull as exc:
+        return Outcome(State.QUEUED, status, f"{job.builder}: {exc.message}; the task is tried again", full=True)
     if status is None:
         return Outcome(State.CANCELLED, error="cancelled", log=log)
     text = text_of(b"".join(tail))
@@ -120,6 +127,9 @@ def run(job: Job, host: Transport, tool: BuildTool, store: ArtifactStore, reader
             return Outcome(State.FAILED_TO_IMPORT, status, "the runner stopped while fetching the results; "
                            "`sluice rescue` fetches them", log)
         return Outcome(State.CANCELLED, error="cancelled", log=log)
+    except StoreFull as exc:  # not the build's fault, nor the host's: build it again once there is room
+        return Outcome(State.QUEUED, status, f"{job.builder}: {exc.message}; the task is tried again", log,
+                       full=True)
     except Disconnected as exc:
         return Outcome(State.FAILED_TO_IMPORT, status, f"lost {job.builder} while fetching results: "
                        f"{exc.message}; `sluice rescue` fetches them again", log)
@@ -217,11 +227,17 @@ def collect(host: Transport, resultdir: str, record: BuildRecord, arch: str, sto
     if not logs_only and not any(n.endswith(".rpm") for n in wanted):
         raise ImportProblem(f"the build on {host.host} reported no binary RPMs in {resultdir}")
     artifacts, logs = [], {}
-    scratch = tempfile.mkdtemp(dir=store.incoming(), prefix=".results-")
-    try:
+    with store.scratch(".results-") as scratch:
         for name, digest in sorted(wanted.items()):
             local = os.path.join(scratch, name)
-            host.get(f"{resultdir}/{name}", local, progress(f"download {name} from {host.host}"))
+            try:
+                host.get(f"{resultdir}/{name}", local, progress(f"download {name} from {host.host}"))
+            except BackendError as exc:
+                cause = exc.__cause__
+                if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                    raise StoreFull(f"cannot download {name} into the artifact store: {cause.strerror}",
+                                    "free space on the artifact store's filesystem") from exc
+                raise
             got = sha256_file(local)
             if got != digest:
                 raise ImportProblem(f"{name} from {host.host} does not match its digest: the host said "
@@ -233,8 +249,6 @@ def collect(host: Transport, resultdir: str, record: BuildRecord, arch: str, sto
                 logs[name] = stored.sha256
             else:
                 artifacts.append(Artifact(name, built_for, stored.sha256, stored.size))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return artifacts, logs
 
 

@@ -74,6 +74,7 @@ class Runner:
         self.wake = threading.Event()
         self.unwritten: list[tuple[Job, Host, Outcome]] = []  # finishes to write again
         self.workers: list[threading.Thread] = []
+        self.full_until = 0.0  # no claims before this (monotonic) time: the store was full
         self.seen: str | None = None
         self.waiting: dict[str, dict[str, str]] = {}
         self.dirty = True  # something happened that may let a task start
@@ -163,6 +164,8 @@ class Runner:
     def _blocked(self, snap: Snapshot, view: BuildView) -> str | None:
         """Why `view` may not start yet: its SRPM is elsewhere, or the build it
         comes --after is not in the buildroot (or never will be: cancel)."""
+        if time.monotonic() < self.full_until:
+            return "the artifact store is full: tried again once there may be room"
         if not self.artifacts.has(str(view.record.srpm.get("sha256"))):
             return ("its SRPM is not in this machine's artifact store (it was submitted on another "
                     "clone): run a runner where it was submitted")
@@ -276,12 +279,14 @@ class Runner:
             self.note(f"cancelled {name}: killed the build on {host.builder.name}")
             self._forget(job)
             return False
-        given_back = result is State.CANCELLED
-        if given_back:
+        given_back = result is State.CANCELLED or outcome.full  # neither counts against the attempts
+        if outcome.full:  # claim nothing until there may be room again
+            self.full_until = time.monotonic() + RETRY_DOWN
+        if result is State.CANCELLED:
             result, error = State.QUEUED, tasks.STOPPED[0]
         if outcome.lost and host.transport is job.transport and host.state is HostState.UP:
             self._down(host, error)
-        if result is State.QUEUED and not job.stopping and job.tries >= self.settings.attempts:
+        if result is State.QUEUED and not given_back and not job.stopping and job.tries >= self.settings.attempts:
             result, error = State.FAILED, f"gave up after {job.tries} attempts: {error}"
         doc = {"n": job.n, "builder": job.builder, "host": host.builder.host, "started": job.started,
                "ended": outcome.ended, "exit": outcome.exit, "log": outcome.log, "error": error[:2000],

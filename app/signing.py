@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from typing import Callable
 
@@ -74,8 +73,7 @@ class Signing:
     def sign(self, groups: list[Group], passphrase: Passphrase) -> list[BuildView]:
         keys = self._keys(groups)
         phrases = self._passphrases(keys.values(), passphrase)
-        work = tempfile.mkdtemp(prefix=".sign-", dir=self.artifacts.incoming())
-        try:
+        with self.artifacts.scratch(".sign-") as work:
             copies = self._copy_out(groups, work)
             targets = {m.id: m.record.target for g in groups for m in g.members}
             for fingerprint in {k.fingerprint for k in keys.values()}:
@@ -85,8 +83,6 @@ class Signing:
                     self.signer.sign(mine, fingerprint, phrases[fingerprint])
                     self.signer.verify(mine, self.keys.keyring.export(fingerprint))
             stored = {where: self.artifacts.put(path) for where, path in copies.items()}
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
         done: list[BuildView] = []
         for group in groups:
             data = {}

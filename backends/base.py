@@ -14,7 +14,7 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import Callable, ContextManager, Iterable, Iterator, Mapping, Protocol, Sequence
 
 
 class SluiceError(Exception):
@@ -227,6 +227,16 @@ class ArtifactStore(Protocol):
 
     def incoming(self) -> str: ...
 
+    def scratch(self, prefix: str) -> ContextManager[str]:
+        """A folder in `incoming` for work that ends in `put`s, held by this
+        process (a store opened after a crash removes what nobody holds)."""
+        ...
+
+
+class StoreFull(BackendError):
+    """The artifact store's filesystem is full (or a file-size limit was hit):
+    nothing was stored, and the same work may succeed once there is room."""
+
 
 # ------------------------------------------------------------------- packages
 
@@ -364,32 +374,12 @@ class BuildTool(Protocol):
         ...
 
 
-class Publisher(Protocol):
-    """A directory of RPMs (hard links into the artifact store) with
-    createrepo_c metadata, updated incrementally."""
+# ------------------------------------------------------ the other Protocols
 
-    def publish(self, repo_dir: str, files: Mapping[str, str],
-                sign: Callable[[str], bytes] | None = None) -> "Published":
-        """Make `repo_dir` hold exactly `files` (name -> sha256), no more.
-        With `sign`, `sign(path of the new repomd.xml)` returns its armoured
-        detached signature, and `repodata/repomd.xml.asc` is that signature
-        from the moment the new repomd.xml is visible."""
-        ...
-
-
-@dataclass(frozen=True)
-class Published:
-    added: tuple[str, ...]
-    removed: tuple[str, ...]
-    changed: bool
-
-
-# -------------------------------------------------------------------- signing
-
-# The signing Protocols live in their own module (base.py stays small); app/
-# still imports them from here.
+# They live in their own modules (base.py stays small); app/ still imports
+# them from here.
 from backends.signing_protocols import KeyInfo, Keyring, Signer  # noqa: E402,F401
-from backends.repo_protocols import LOCAL, Merged, RepoMerger, RepoSource  # noqa: E402,F401
+from backends.repo_protocols import LOCAL, Merged, Published, Publisher, RepoMerger, RepoSource  # noqa: E402,F401,E501
 from backends.notify_protocols import Mail, Notifier  # noqa: E402,F401
 from backends.artifact_protocols import ArtifactRemote  # noqa: E402,F401
 from backends.review_protocols import ChangelogEntry, ContentsReader, LintFinding, Linter, RpmContents  # noqa: E402,F401,E501

@@ -27,6 +27,8 @@ STATE_REF = "refs/sluice/state"
 # re-inflates it (~100 us a lookup instead of ~1 us). A process-wide setting,
 # made when a store is opened.
 _TREE_CACHE_LIMIT = 1 << 20
+# seconds after which the ref's lock file is taken for one a killed writer left
+STALE_LOCK = 10.0
 # libgit2's words for "another writer moved or holds the ref": retry.
 _RETRYABLE = ("does not match", "failed to lock", "already exists", "File exists")
 
@@ -151,6 +153,8 @@ class GitStateStore:
                 self.swap(ref, commit, change.message.partition("\n")[0])
                 return Written(commit, change, attempt)
             except RefMoved:
+                if self._clear_stale_lock():
+                    continue
                 if time.monotonic() > deadline:
                     raise BackendError(
                         f"could not update {STATE_REF} in {self.repo.path} for "
@@ -204,6 +208,20 @@ class GitStateStore:
         try:
             self.swap(ref, new, "sync")
         except RefMoved:
+            return False
+        return True
+
+    def _clear_stale_lock(self) -> bool:
+        """Remove the ref's lock file when a killed writer left it: every
+        writer (sluice, libgit2, git) holds it for well under a millisecond,
+        so one older than STALE_LOCK seconds belongs to no live writer. Without
+        this, one SIGKILL at the wrong instant stops every later write."""
+        lock = self._lock_path()
+        try:
+            if time.time() - os.stat(lock).st_mtime < STALE_LOCK:
+                return False
+            os.unlink(lock)
+        except FileNotFoundError:
             return False
         return True
 

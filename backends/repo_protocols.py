@@ -1,11 +1,11 @@
-"""The interface for merging external repos into a buildroot repo.
+"""The repo interfaces: publishing a repo, and merging external repos into a buildroot repo.
 
 Re-exported by `backends.base`, which is what `app/` imports.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 LOCAL = "buildroot"  # the origin name of the target's own builds in a merged repo
 
@@ -31,3 +31,23 @@ class RepoMerger(Protocol):
         """Make `repo_dir` offer the packages of the repo in `local_dir`, then
         those of each external repo whose source package no earlier repo has."""
         ...
+
+
+class Publisher(Protocol):
+    """A directory of RPMs (hard links into the artifact store) with
+    createrepo_c metadata, updated incrementally."""
+
+    def publish(self, repo_dir: str, files: Mapping[str, str],
+                sign: Callable[[str], bytes] | None = None) -> "Published":
+        """Make `repo_dir` hold exactly `files` (name -> sha256), no more.
+        With `sign`, `sign(path of the new repomd.xml)` returns its armoured
+        detached signature, and `repodata/repomd.xml.asc` is that signature
+        from the moment the new repomd.xml is visible."""
+        ...
+
+
+@dataclass(frozen=True)
+class Published:
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: bool

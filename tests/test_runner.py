@@ -7,6 +7,8 @@ runner's PATH that lies, as a compromised host would.
 """
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import subprocess
@@ -61,7 +63,6 @@ def test_a_build_runs_here_and_its_results_are_verified_and_published(queue, mak
     assert f"hello-1.0-1.{os.uname().machine}.rpm" in names and "hello-1.0-1.src.rpm" in names
     store = isolated / ".local/share/sluice/artifacts"
     for artifact in shown["artifacts"]:
-        import hashlib
         data = (store / "sha256" / artifact["sha256"][:2] / artifact["sha256"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == artifact["sha256"]
     assert set(task["logs"]) >= {"build.log", "root.log", "state.log", "output"}
@@ -461,3 +462,44 @@ def test_only_an_admin_may_run_the_builders_and_is_told_so_before_any_host(queue
     assert result.code == 3 and "policy grant admin bob@example.org" in result.err
     assert "builder" not in result.err.split("error:")[0]  # refused before connecting to anything
     assert show(queue, build)["state"] == "queued"
+
+
+def test_a_full_artifact_store_is_a_clear_error_keeps_nothing_half_written_and_the_task_builds_later(
+        queue, make_srpm, tmp_path, monkeypatch):
+    """The store on a real 2 MB tmpfs, filled to the last byte after submit."""
+    store = tmp_path / "small-store"
+    store.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(store)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
+    try:
+        monkeypatch.setenv("SLUICE_ARTIFACTS", str(store))
+        build = submit(queue, make_srpm("roomy", "1.0", "1", build="head -c 300000 /dev/urandom > noise"))
+        filler = store / "filler"
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+        before = {p: p.stat().st_size for p in store.rglob("*") if p.is_file()}
+        notes = run_once(queue)
+        assert "Traceback" not in notes and "internal error" not in notes
+        shown = show(queue, build)
+        attempt = shown["tasks"][0]["attempts"][0]
+        assert shown["state"] == "building" and shown["arches"] == {os.uname().machine: "queued"}
+        assert "No space left on device" in attempt["error"] and "tried again" in attempt["error"]
+        after = {p: p.stat().st_size for p in store.rglob("*") if p.is_file() and not p.name.startswith("attempt")}
+        assert {p for p in after if "sha256" in p.parts} == {p for p in before if "sha256" in p.parts}
+        filler.unlink()
+        run_once(queue)  # room again: the same task builds, nothing was lost
+        shown = show(queue, build)
+        assert shown["state"] == "built"
+        assert [a["result"] for a in shown["tasks"][0]["attempts"]] == ["queued", "built"]  # not counted, not lost
+        assert os.listdir(store / "incoming") == []
+        for path in (store / "sha256").rglob("*"):
+            if path.is_file():
+                assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name
+    finally:
+        subprocess.run(["umount", "-l", str(store)], check=False)

@@ -1,7 +1,9 @@
 """The git state store on real temporary repositories."""
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 
 import pytest
 
@@ -130,3 +132,15 @@ def test_changes_only_for_descendants(clone, make_srpm):
     assert "build.json" in {c.path.split("/")[-1] for c in changes}
     assert all(build in c.path and c.old is None and c.new for c in changes)
     assert clone.store.changes(new, old) is None
+
+
+def test_a_lock_left_by_a_killed_writer_is_removed_and_the_write_lands(clone):
+    """libgit2 holds the ref's lock for well under a millisecond; one that has
+    been there for a minute was left by a process killed while holding it."""
+    clone.store.timeout = 0.3
+    lock = clone.path / (STATE_REF + ".lock")
+    lock.write_text("")
+    os.utime(lock, (time.time() - 60, time.time() - 60))
+    before = clone.store.head()
+    clone.admin().grant("tester", "x@example.org")
+    assert not lock.exists() and clone.store.head() != before
