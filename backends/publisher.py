@@ -25,9 +25,7 @@ Two processes publishing the same repo take turns on an exclusive flock of
 """
 from __future__ import annotations
 
-import ctypes
 import errno
-import fcntl
 import hashlib
 import os
 import re
@@ -37,6 +35,7 @@ from typing import Callable, Mapping
 from backends import repodata
 from backends.createrepo import CREATEREPO, Reading
 from backends.base import ArtifactStore, BackendError, BadInput, Published, sha256_file, write_atomic
+from backends.repodir import RepoLock, read_bytes, read_text, remove, swap_in
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+~^-]*\.rpm")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -47,7 +46,6 @@ _MARKER = ".published"  # what the current metadata was built from
 _INCOMING = ".incoming-"  # prefix of a file being linked or copied in
 _STAGE = ".repodata-new"  # the next metadata, until it is exchanged with repodata/
 _OLD = ".repodata-old"  # the previous metadata, where renameat2 cannot exchange
-_RENAME_EXCHANGE = 2
 Sign = Callable[[str], bytes]  # repomd.xml path -> armoured detached signature
 _CHUNK = 1 << 20
 
@@ -81,7 +79,7 @@ class CreaterepoPublisher:
         except OSError as exc:
             raise BackendError(f"cannot create the repo directory {repo_dir}: {exc.strerror}",
                                "check the repos root in the config and its permissions") from exc
-        with _Lock(os.path.join(repo_dir, _LOCK)):
+        with RepoLock(os.path.join(repo_dir, _LOCK)):
             return self._publish_locked(repo_dir, wanted, sources, sign)
 
     def _publish_locked(self, repo_dir: str, wanted: dict[str, str], sources: dict[str, os.stat_result],
@@ -106,7 +104,7 @@ class CreaterepoPublisher:
         unwanted = sorted(name for name, entry in entries.items()
                           if name not in wanted and (entry.is_symlink() or entry.is_file(follow_symlinks=False)))
         marker = "".join(f"{sha256}  {name}\n" for name, sha256 in sorted(wanted.items()))
-        current = _read(os.path.join(repo_dir, _MARKER))
+        current = read_text(os.path.join(repo_dir, _MARKER))
         live = os.path.join(repo_dir, "repodata")
         has_metadata = os.path.isfile(os.path.join(live, "repomd.xml"))
         unsigned = sign is not None and not os.path.isfile(os.path.join(live, "repomd.xml.asc"))
@@ -115,12 +113,12 @@ class CreaterepoPublisher:
         stage = os.path.join(repo_dir, _STAGE)
         try:
             self._stage(repo_dir, wanted, stage, reading, sign)
-            _swap(stage, live, os.path.join(repo_dir, _OLD))
+            swap_in(stage, live, os.path.join(repo_dir, _OLD))
         finally:
             shutil.rmtree(stage, ignore_errors=True)
         write_atomic(os.path.join(repo_dir, _MARKER), marker.encode())
         for name in unwanted:
-            _unlink(os.path.join(repo_dir, name))
+            remove(os.path.join(repo_dir, name))
         return Published(tuple(added), tuple(unwanted), True)
 
     # ------------------------------------------------------------ the files
@@ -131,7 +129,7 @@ class CreaterepoPublisher:
         a symlink planted at `name` is replaced, never followed."""
         source = self.artifacts.path(sha256)
         tmp = os.path.join(repo_dir, _INCOMING + name)
-        _unlink(tmp)
+        remove(tmp)
         try:
             try:
                 os.link(source, tmp)
@@ -141,7 +139,7 @@ class CreaterepoPublisher:
                 _copy_checked(source, tmp, sha256)
             os.replace(tmp, os.path.join(repo_dir, name))
         except OSError as exc:
-            _unlink(tmp)
+            remove(tmp)
             raise BackendError(f"cannot put {name} into {repo_dir}: {exc.strerror}",
                                "check free space and permissions of the repo directory") from exc
 
@@ -182,7 +180,7 @@ class CreaterepoPublisher:
         if sign is not None:
             repodata.write_new(os.path.join(stage, "repomd.xml.asc"), sign(os.path.join(stage, "repomd.xml")))
         live = os.path.join(repo_dir, "repodata")
-        for name in repodata.listed(_read_bytes(os.path.join(live, "repomd.xml")) or b""):
+        for name in repodata.listed(read_bytes(os.path.join(live, "repomd.xml")) or b""):
             if not os.path.exists(os.path.join(stage, name)):
                 try:
                     os.link(os.path.join(live, name), os.path.join(stage, name))
@@ -248,7 +246,7 @@ def _scan(repo_dir: str) -> dict[str, os.DirEntry]:
                                                            and entry.is_dir(follow_symlinks=False)):
                     shutil.rmtree(entry.path, ignore_errors=True)
                 elif name.startswith(_INCOMING):
-                    _unlink(entry.path)
+                    remove(entry.path)
                 elif not name.startswith("."):
                     found[name] = entry
             else:
@@ -268,86 +266,8 @@ def _copy_checked(source: str, dest: str, sha256: str) -> None:
         dst.flush()
         os.fsync(dst.fileno())
     if digest.hexdigest() != sha256:
-        _unlink(dest)
+        remove(dest)
         raise BackendError(f"artifact {source} does not match its sha256 {sha256}",
                            "the artifact store is damaged: restore the file or rebuild the package")
     have = os.stat(source)
     os.utime(dest, ns=(have.st_atime_ns, have.st_mtime_ns))
-
-
-def _swap(stage: str, live: str, old: str) -> None:
-    """Put `stage` at `live` in one step: renameat2(RENAME_EXCHANGE) swaps
-    the two directories atomically, so `live` is always one whole
-    generation. Where the filesystem cannot exchange (EINVAL, e.g. NFS), the
-    old directory is renamed away first, leaving a moment without
-    `repodata/` (as createrepo_c's own swap does)."""
-    if not os.path.isdir(live) or os.path.islink(live):
-        _unlink(live)
-        os.rename(stage, live)
-        return
-    if _exchange(stage, live):
-        shutil.rmtree(stage, ignore_errors=True)
-        return
-    os.rename(live, old)
-    os.rename(stage, live)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _exchange(first: str, second: str) -> bool:
-    """renameat2(first, second, RENAME_EXCHANGE); False where not supported."""
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if renameat2 is None:
-        return False
-    at_fdcwd = -100
-    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), _RENAME_EXCHANGE) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False
-    raise BackendError(f"cannot swap the new metadata into {second}: {os.strerror(code)}",
-                       "check permissions and free space of the repo directory, then publish again")
-
-
-def _read_bytes(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-class _Lock:
-    """An exclusive flock on a file, held for a `with` block. The kernel drops
-    it when the process dies, so a crash never leaves a repo locked."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.fd = -1
-
-    def __enter__(self) -> "_Lock":
-        try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise BackendError(f"cannot open the repo lock {self.path}: {exc.strerror}",
-                               "check permissions of the repo directory") from exc
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        os.close(self.fd)  # closing releases the lock
-        self.fd = -1

@@ -37,6 +37,7 @@ from typing import Iterator, Sequence
 from backends import repometa
 from backends.base import BackendError, sha256_file, write_atomic
 from backends.repo_protocols import LOCAL, Merged, RepoSource
+from backends.repodir import RepoLock, read_text, swap_in
 from backends.repometa import PKGID_ATTR, PKGID_PRIMARY, ROOTS
 
 TYPES = ("primary", "filelists", "other")
@@ -52,7 +53,7 @@ class MergeRepoWriter:
         sources = [RepoSource(LOCAL, "file://" + os.path.abspath(local_dir) + "/"),
                    *(RepoSource(e.name, e.url.rstrip("/") + "/") for e in externals)]
         os.makedirs(repo_dir, exist_ok=True)
-        with _flock(os.path.join(repo_dir, _LOCK)):
+        with RepoLock(os.path.join(repo_dir, _LOCK)):
             work = os.path.join(repo_dir, _NEW)
             shutil.rmtree(work, ignore_errors=True)
             os.makedirs(work)
@@ -66,7 +67,7 @@ class MergeRepoWriter:
         packages = sorted(n for n in os.listdir(local_dir) if n.endswith(".rpm") and not n.startswith("."))
         inputs = hashlib.sha256(json.dumps([[s.name, s.url, hashlib.sha256(r).hexdigest()]
                                             for s, r in zip(sources, repomds)] + packages).encode()).hexdigest()
-        if _read(os.path.join(repo_dir, _MARKER)) == inputs and os.path.isdir(os.path.join(repo_dir, "repodata")):
+        if read_text(os.path.join(repo_dir, _MARKER)) == inputs and os.path.isdir(os.path.join(repo_dir, "repodata")):
             return Merged(False, _load_origins(repo_dir))
         files = [self._download(s, r, work, n) for n, (s, r) in enumerate(zip(sources, repomds))]
         kept, origins, taken, masked = _choose(sources, files)
@@ -75,7 +76,7 @@ class MergeRepoWriter:
         written = {kind: _write(repodata, kind, sources, files, kept) for kind in TYPES}
         write_atomic(os.path.join(repodata, "repomd.xml"), _repomd(written))
         _link_farm(repo_dir, local_dir, packages)
-        _swap(repo_dir, repodata)
+        swap_in(repodata, os.path.join(repo_dir, "repodata"), os.path.join(repo_dir, _OLD))
         for name in set(os.listdir(repo_dir)) - set(packages):
             if name.endswith(".rpm") and not name.startswith("."):
                 os.unlink(os.path.join(repo_dir, name))  # after the swap: old metadata still finds them
@@ -252,40 +253,8 @@ def _link_farm(repo_dir: str, local_dir: str, packages: list[str]) -> None:
         os.replace(tmp, dest)
 
 
-def _swap(repo_dir: str, new: str) -> None:
-    """Put the new repodata/ in place: rename the old one away, the new one in."""
-    current, old = os.path.join(repo_dir, "repodata"), os.path.join(repo_dir, _OLD)
-    shutil.rmtree(old, ignore_errors=True)
-    if os.path.isdir(current):
-        os.rename(current, old)
-    os.rename(new, current)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
 def _load_origins(repo_dir: str) -> dict[str, str]:
     try:
-        return dict(json.loads(_read(os.path.join(repo_dir, _ORIGINS)) or "{}"))
+        return dict(json.loads(read_text(os.path.join(repo_dir, _ORIGINS)) or "{}"))
     except ValueError:
         return {}
-
-
-class _flock:
-    def __init__(self, path: str) -> None:
-        self.path, self.fd = path, -1
-
-    def __enter__(self) -> "_flock":
-        import fcntl
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        os.close(self.fd)

@@ -310,14 +310,14 @@ def test_repomd_is_signed_before_the_swap_and_a_reader_never_sees_a_mismatch(sto
         signed.append(path)
         return fake_signature(Path(path).read_bytes())
 
-    real_swap = publisher_module._swap
+    real_swap = publisher_module.swap_in
 
     def checked_swap(stage: str, live_dir: str, old: str) -> None:
         swaps.append(pair_matches(Path(stage)))
         real_swap(stage, live_dir, old)
         swaps.append(pair_matches(Path(live_dir)))
 
-    monkeypatch.setattr(publisher_module, "_swap", checked_swap)
+    monkeypatch.setattr(publisher_module, "swap_in", checked_swap)
     publisher = CreaterepoPublisher(store)
     publisher.publish(str(repo), {ALPHA: both[ALPHA]}, sign=sign)
     seen, stop = [], threading.Event()
