@@ -43,6 +43,7 @@ _NAMES = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9._+~^-]*\.rpm\n)*")  # a whole li
 _SHA256S = re.compile(r"(?:[0-9a-f]{64}\n)*")
 _LOCK = ".lock"
 _MARKER = ".published"  # what the current metadata was built from
+_LINKED = ".linked"  # "sha256 name inode" of each hard link the last publish left
 _INCOMING = ".incoming-"  # prefix of a file being linked or copied in
 _STAGE = ".repodata-new"  # the next metadata, until it is exchanged with repodata/
 _OLD = ".repodata-old"  # the previous metadata, where renameat2 cannot exchange
@@ -65,37 +66,46 @@ class CreaterepoPublisher:
         missing artifact leaves the repo as it was."""
         wanted = dict(files)
         _check_all(wanted)
-        sources = {}
-        for name, sha256 in sorted(wanted.items()):
-            try:
-                sources[name] = os.stat(self.artifacts.path(sha256))
-            except FileNotFoundError:
-                raise BackendError(
-                    f"cannot publish {name} to {repo_dir}: artifact sha256:{sha256} is not in the "
-                    f"artifact store", "the store may have been pruned or moved; rebuild the package "
-                    "(or restore the store) and publish again") from None
         try:
             os.makedirs(repo_dir, exist_ok=True)
         except OSError as exc:
             raise BackendError(f"cannot create the repo directory {repo_dir}: {exc.strerror}",
                                "check the repos root in the config and its permissions") from exc
         with RepoLock(os.path.join(repo_dir, _LOCK)):
-            return self._publish_locked(repo_dir, wanted, sources, sign)
+            return self._publish_locked(repo_dir, wanted, sign)
 
-    def _publish_locked(self, repo_dir: str, wanted: dict[str, str], sources: dict[str, os.stat_result],
-                        sign: Sign | None) -> Published:
+    def _publish_locked(self, repo_dir: str, wanted: dict[str, str], sign: Sign | None) -> Published:
         entries = _scan(repo_dir)
-        device = os.stat(repo_dir).st_dev
-        added = [name for name in sorted(wanted)
-                 if not _same(entries.get(name), sources[name], device, wanted[name])]
+        linked = _linked(repo_dir)
+        added, links, device = [], {}, os.stat(repo_dir).st_dev
+        for name in sorted(wanted):
+            entry = entries.get(name)
+            if entry is not None and linked.get(name) == (wanted[name], entry.inode()):
+                links[name] = linked[name]  # the very link this publisher made for that artifact: no stat
+                continue
+            try:
+                source = os.stat(self.artifacts.path(wanted[name]))
+            except FileNotFoundError:
+                raise BackendError(
+                    f"cannot publish {name} to {repo_dir}: artifact sha256:{wanted[name]} is not in the "
+                    f"artifact store", "the store may have been pruned or moved; rebuild the package "
+                    "(or restore the store) and publish again") from None
+            if not _same(entry, source, device, wanted[name]):
+                added.append(name)
+            if source.st_dev == device:
+                links[name] = (wanted[name], source.st_ino)  # linked now, or already: the store's inode
         for name in added:
             self._place(repo_dir, name, wanted[name])
         reading = Reading(self.createrepo, repo_dir, {name: wanted[name] for name in added}) if added else None
         try:
-            return self._publish_read(repo_dir, wanted, entries, added, reading, sign)
+            published = self._publish_read(repo_dir, wanted, entries, added, reading, sign)
         finally:
             if reading is not None:
                 reading.close()
+        if links != linked:  # only after a publish that stood: a failed one changes nothing
+            write_atomic(os.path.join(repo_dir, _LINKED),
+                         "".join(f"{sha} {name} {inode}\n" for name, (sha, inode) in sorted(links.items())).encode())
+        return published
 
     def _publish_read(self, repo_dir: str, wanted: dict[str, str], entries: dict[str, os.DirEntry],
                       added: list[str], reading: Reading | None, sign: Sign | None) -> Published:
@@ -251,6 +261,19 @@ def _scan(repo_dir: str) -> dict[str, os.DirEntry]:
                     found[name] = entry
             else:
                 found[name] = entry
+    return found
+
+
+def _linked(repo_dir: str) -> dict[str, tuple[str, int]]:
+    """name -> (sha256, inode) of the hard links the last publish left, so a
+    publish into a large repo need not stat every artifact again. A file
+    someone replaced has another inode, and is checked (and put right) the
+    long way."""
+    found = {}
+    for line in (read_text(os.path.join(repo_dir, _LINKED)) or "").splitlines():
+        parts = line.split(" ")
+        if len(parts) == 3 and parts[2].isdigit():
+            found[parts[1]] = (parts[0], int(parts[2]))
     return found
 
 

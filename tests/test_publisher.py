@@ -162,6 +162,25 @@ def test_only_new_packages_are_read_and_a_replaced_file_is_read_again(store, bot
     assert dnf_list(f"file://{repo}", tmp_path) == ["alpha-1.0-9.x86_64", "beta-2.0-3.x86_64"]
 
 
+def test_a_package_replaced_behind_the_publishers_back_is_linked_again(store, both, repo, tmp_path):
+    """A publish trusts the links it made (no stat of 10,000 artifacts), but
+    only by inode: a file put in a package's place is another inode, and the
+    next publish links the artifact back, even when nothing else changed."""
+    publisher = CreaterepoPublisher(store)
+    publisher.publish(str(repo), both)
+    assert (repo / ".linked").read_text().count("\n") == 2
+    forged = tmp_path / "forged.rpm"
+    shutil.copy(store.path(both[BETA]), forged)  # valid RPM bytes, wrong package
+    os.replace(forged, repo / ALPHA)
+
+    result = publisher.publish(str(repo), both)
+
+    assert result.added == (ALPHA,) and result.changed
+    assert os.path.samefile(repo / ALPHA, store.path(both[ALPHA]))
+    assert primary(repo) == both
+    assert dnf_list(f"file://{repo}", tmp_path) == ["alpha-1.0-1.x86_64", "beta-2.0-3.x86_64"]
+
+
 def test_a_damaged_fragment_cache_is_read_again_from_the_packages(store, both, repo, tmp_path):
     wrapper, log = logging_createrepo(tmp_path)
     publisher = CreaterepoPublisher(store, createrepo=wrapper)
@@ -279,7 +298,7 @@ def test_leftovers_of_an_interrupted_publish_are_cleared(store, both, repo):
     result = publisher.publish(str(repo), both)
 
     assert result.changed and result.added == ()
-    assert sorted(p.name for p in repo.iterdir()) == [".lock", ".metadata-cache", ".published", ALPHA, BETA,
+    assert sorted(p.name for p in repo.iterdir()) == [".linked", ".lock", ".metadata-cache", ".published", ALPHA, BETA,
                                                       "repodata"]
     assert sorted(p.name for p in (repo / ".metadata-cache").iterdir()) == sorted({both[ALPHA][:2],
                                                                                    both[BETA][:2]})
