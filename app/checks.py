@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from app import builds, import_record, lifecycle, manifests, trust
+from app import advisories, builds, import_record, lifecycle, manifests, trust
 from app.errors import BadInput, NotFound, SluiceError
 from app.lifecycle import BuildView, extend
 from app.model import EVENT_ID, NAME, decode_event, decode_record
@@ -28,10 +28,11 @@ _PATHS = {
     "manifest": manifests.PATH,
     "import": import_record.PATH,
     "key": import_record.KEY_PATH,
+    "advisory": advisories.PATH,
 }
 _LIMITS = {"policy": 1 << 20, "target": 1 << 20, "record": 1 << 18, "event": 1 << 18, "manifest": 1 << 24,
-           "import": 1 << 24, "key": 1 << 20}
-_WRITE_ONCE = ("record", "event", "manifest", "import")
+           "import": 1 << 24, "key": 1 << 20, "advisory": 1 << 18}
+_WRITE_ONCE = ("record", "event", "manifest", "import", "advisory")
 _REGULAR = 0o100644
 
 
@@ -124,6 +125,8 @@ class HistoryCheck:
                     found[kind].append((match, data))
                 elif kind == "manifest":
                     problems += _check_manifest(match, data, replay, author)
+                elif kind == "advisory":
+                    problems += _check_advisory(match, data, replay, author)
                 elif kind in ("import", "key"):
                     problems += _check_import(kind, match, data, replay, author)
                 else:
@@ -245,6 +248,19 @@ def _check_manifest(match: re.Match, data: bytes, replay: _Replay, author: str) 
     if manifest.actor != author:
         return [f"{match.group(0)} claims actor {manifest.actor}, but the commit's author is {author}"]
     return []
+
+
+def _check_advisory(match: re.Match, data: bytes, replay: _Replay, author: str) -> list[str]:
+    """An advisory: well-formed, its author's, naming existing non-scratch
+    builds of its target that the author owns (or the author is an admin)."""
+    try:
+        advisory = advisories.parse(match.group(0), data)
+    except SluiceError as exc:
+        return [exc.message]
+    if advisory.actor != author:
+        return [f"{match.group(0)} claims actor {advisory.actor}, but the commit's author is {author}"]
+    views = {build_id: replay.view(build_id) for build_id in advisory.builds}
+    return [exc.message for exc in advisories.problems(advisory, views, replay.current_policy(), author)]
 
 
 def _check_import(kind: str, match: re.Match, data: bytes, replay: _Replay, author: str) -> list[str]:

@@ -21,6 +21,7 @@ from app.model import FINGERPRINT, NAME, SHA256
 from app.tasks import safe_name
 from backends.base import Snapshot
 
+ADVISORY_ID = re.compile(r"SLUICE-[0-9]{4}-[0-9a-f]{10}")  # an advisory's id (app.advisories)
 PATH = re.compile(rf"repos/({NAME.pattern})/(testing|stable)/manifests/([0-9]{{8}})-([0-9a-f]{{8}})\.json")
 
 
@@ -46,10 +47,13 @@ class Manifest:
     key: str
     actor: str
     time: str
+    advisories: tuple[str, ...] = ()  # the ids in the repo's updateinfo.xml
 
     def encode(self) -> bytes:
         doc = {"target": self.target, "repo": self.repo, "number": self.number, "key": self.key,
                "actor": self.actor, "time": self.time, "packages": [p.to_json() for p in self.packages]}
+        if self.advisories:  # absent rather than empty, so manifests from before advisories read the same
+            doc["advisories"] = list(self.advisories)
         return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
 
 
@@ -72,11 +76,13 @@ def parse(path: str, data: bytes) -> Manifest:
         doc = json.loads(data)
         packages = tuple(_package(p) for p in doc["packages"])
         manifest = Manifest(doc["target"], doc["repo"], doc["number"], packages, doc["key"], doc["actor"],
-                            doc["time"])
+                            doc["time"], tuple(doc.get("advisories", ())))
     except (ValueError, KeyError, TypeError) as exc:
         raise BadInput(f"{path} is not a valid manifest: {exc}") from exc
     if (manifest.target, manifest.repo, manifest.number) != (match.group(1), match.group(2), int(match.group(3))):
         raise BadInput(f"{path} names another repo or number than its path")
+    if not all(isinstance(a, str) and ADVISORY_ID.fullmatch(a) for a in manifest.advisories):
+        raise BadInput(f"{path} lists an advisory id that is not one")
     if len({p.name for p in packages}) != len(packages) or not FINGERPRINT.fullmatch(str(manifest.key)):
         raise BadInput(f"{path} lists a file twice or has no valid key")
     return manifest
@@ -120,3 +126,11 @@ def find(snap: Snapshot, target: str, repo: str, which: str) -> tuple[str, Manif
     path = f"{folder(target, repo)}/{chosen[0]}.json"
     return chosen[0], parse(path, snap.read(path) or b"")
 
+
+
+def nevra(name: str, epoch: int | None) -> str:
+    """A result's NEVRA from its file name, which import made sure is its
+    header's N-V-R.A (so publishing reads no RPM)."""
+    nvr, arch = name[:-len(".rpm")].rsplit(".", 1)
+    package, version, release = nvr.rsplit("-", 2)
+    return f"{package}-{epoch}:{version}-{release}.{arch}" if epoch else f"{nvr}.{arch}"

@@ -42,6 +42,7 @@ class SmtpSettings:
     starttls: bool = False
     user: str = ""
     password_file: str = ""
+    announce: str = ""  # the list that advisories are announced to
 
     @classmethod
     def load(cls, config: LocalConfig) -> "SmtpSettings | None":
@@ -50,7 +51,8 @@ class SmtpSettings:
         if table is None:
             return None
         where = f"{config.path}: [smtp]"
-        known = {"host": str, "sender": str, "port": int, "starttls": bool, "user": str, "password_file": str}
+        known = {"host": str, "sender": str, "port": int, "starttls": bool, "user": str, "password_file": str,
+                 "announce": str}
         if not isinstance(table, dict):
             raise ConfigError(where, "[smtp] must be a table")
         for key, value in table.items():
@@ -65,8 +67,11 @@ class SmtpSettings:
         if table.get("user") and not table.get("password_file"):
             raise ConfigError(where, "user needs password_file (a file holding the password)")
         port = table.get("port", 587 if table.get("starttls") else 25)
+        if "announce" in table and "@" not in table["announce"]:
+            raise ConfigError(where, f"announce = {table['announce']!r} is not a mail address",
+                              'name the list advisories go to, e.g. announce = "updates@example.org"')
         return cls(table["host"], table["sender"], port, table.get("starttls", False), table.get("user", ""),
-                   os.path.expanduser(table.get("password_file", "")))
+                   os.path.expanduser(table.get("password_file", "")), table.get("announce", ""))
 
 
 def recipients(view: BuildView, policy: Policy) -> tuple[str, ...]:
@@ -101,6 +106,16 @@ def compose(before: BuildView, after: BuildView, event_id: str, sender: str, pol
                "X-Sluice-Package": r.package, "X-Sluice-Owner": r.owner}
     return Mail(sender, recipients(after, policy), f"[sluice {r.short}] {r.nvr} for {r.target}: {state}",
                 "\n".join(lines) + "\n", f"<{event_id}.{r.id}@sluice>", headers)
+
+
+def announcement_mail(advisory_id: str, target: str, kind: str, severity: str, title: str, text: str,
+                      sender: str, to: str) -> Mail:
+    """An advisory's announcement as a mail to the announce list."""
+    headers = {"X-Sluice-Advisory": advisory_id, "X-Sluice-Target": target, "X-Sluice-Advisory-Type": kind}
+    if severity:
+        headers["X-Sluice-Severity"] = severity
+    return Mail(sender, (to,), f"[{advisory_id}] {title}", text, f"<{advisory_id}.{target}.advisory@sluice>",
+                headers)
 
 
 def _next(view: BuildView) -> str:

@@ -17,13 +17,14 @@ import os
 import tempfile
 from typing import Callable
 
-from app import audit, builds, evr, manifests, tasks
+from app import advisories, audit, builds, evr, manifests, tasks, updateinfo
+from app.advisories import Advisory
 from app.actions import Action
 from app.errors import BadInput, BackendError, NotPermitted, SluiceError, StateConflict, UsageError
 from app.index import Filters, Index
 from app.keys import Keys, TargetKey
 from app.lifecycle import BuildView
-from app.manifests import Manifest, Package
+from app.manifests import Manifest, Package, nevra
 from app.model import Op, State, timestamp
 from app.queue import Queue
 from backends.base import ArtifactStore, Change, Person, Publisher, Snapshot
@@ -43,6 +44,8 @@ class Releases:
                  root: str, note: Callable[[str], None] = lambda line: None) -> None:
         self.queue, self.index, self.keys, self.publisher = queue, index, keys, publisher
         self.artifacts, self.root, self.note = artifacts, root, note
+        # called with each advisory a publish puts into a stable repo for the first time
+        self.announce: Callable[[Advisory], None] = lambda advisory: None
 
     @property
     def store(self):
@@ -54,8 +57,10 @@ class Releases:
 
     # ------------------------------------------------------------ push
 
-    def push(self, stage: str, ids: list[str], passphrase: Passphrase) -> list[BuildView]:
-        """Push builds (whole batches) to `stage`, then publish their targets."""
+    def push(self, stage: str, ids: list[str], passphrase: Passphrase, partial: bool = False) -> list[BuildView]:
+        """Push builds (whole batches) to `stage`, then publish their targets.
+        To stable, an advisory's builds go together (or are there already)
+        unless `partial`: the advisory then waits for the rest."""
         if stage not in PUSH:
             raise UsageError(f"there is no {stage!r} repo to push to", "push testing ID… or push stable ID…")
         if not ids:
@@ -69,6 +74,8 @@ class Releases:
         snap = self.store.snapshot()
         if stage == "stable":
             self._never_older(snap, members)
+            if not partial:
+                _whole_advisories(snap, members)
         targets = sorted({m.record.target for m in members})
         phrases = self._ready(targets, passphrase, members)
         for target in targets:  # what is in the repos already must be publishable here too
@@ -192,24 +199,41 @@ class Releases:
             with open(repomd, "rb") as f:
                 return self.keys.keyring.sign_detached(key.fingerprint, f.read(), phrase)
 
+        published = self._advisories(target, packages) if stage == "stable" else []
+        extra = {}
+        if published:
+            snap = self.store.snapshot()
+            sources = {b: f"{builds.load_build(snap, b).record.nvr}.src.rpm" for a in published for b in a.builds}
+            extra["updateinfo"] = updateinfo.render(published, packages, sources)
         result = self.publisher.publish(repo_dir(self.root, target, stage), {p.name: p.sha256 for p in packages},
-                                        sign=sign)
-        written = self._record(target, stage, packages, key.fingerprint)
+                                        sign=sign, extra=extra)
+        before = manifests.latest(self.store.snapshot(), target, stage)
+        ids = tuple(a.id for a in published)
+        written = self._record(target, stage, packages, key.fingerprint, ids)
+        if written:
+            for advisory in published:
+                if advisory.id not in (before.advisories if before else ()):
+                    self.announce(advisory)
         if written is None and not result.changed:
             return None
         return (f"{stage} {target}: {len(packages)} packages (+{len(result.added)} -{len(result.removed)})"
                 + (f", manifest {written}" if written else ""))
 
-    def _record(self, target: str, stage: str, packages: tuple[Package, ...], key: str) -> str | None:
+    def _advisories(self, target: str, packages: tuple[Package, ...]) -> list[Advisory]:
+        """The target's advisories whose builds are all in the stable repo."""
+        return advisories.complete(self.store.snapshot(), target, {p.build for p in packages})
+
+    def _record(self, target: str, stage: str, packages: tuple[Package, ...], key: str,
+                ids: tuple[str, ...] = ()) -> str | None:
         """Commit a manifest when the content differs from the last one."""
         written: list[str] = []
 
         def plan(snap: Snapshot) -> Change:
             last = manifests.latest(snap, target, stage)
-            if (last.packages if last else ()) == packages:  # no manifest yet: an empty repo
+            if ((last.packages, last.advisories) if last else ((), ())) == (packages, ids):  # none yet: empty
                 raise _Same()
             manifest = Manifest(target, stage, (last.number + 1) if last else 1, packages, key,
-                                self.actor.email, timestamp())
+                                self.actor.email, timestamp(), ids)
             data = manifest.encode()
             path = manifests.path_of(manifest, data)
             written[:] = [path]
@@ -222,6 +246,16 @@ class Releases:
         except _Same:
             return None
         return written[0].rsplit("/", 1)[1]
+
+
+def _whole_advisories(snap: Snapshot, members: list[BuildView]) -> None:
+    """Refuse a push to stable that would leave an advisory half-released."""
+    for advisory, left in advisories.missing_for_push(snap, {m.id: m for m in members}):
+        named = ", ".join(f"{v.record.nvr} ({v.record.short}, {v.state})" for v in left)
+        raise StateConflict(f"advisory {advisory.id} ({advisory.title}) also names {named}, which is neither in "
+                            "this push nor in stable; nothing was pushed",
+                            "push its builds together (`sluice push stable` with every id), or add --partial to "
+                            "push these now and publish the advisory when the rest reach stable")
 
 
 class _Same(Exception):
@@ -239,11 +273,3 @@ def _check_writable(folder: str) -> None:
         raise BadInput(f"cannot write the repo directory {folder}: {exc.strerror}; nothing was pushed or published",
                        "fix its permissions, or set `repos` in the local config (or SLUICE_REPOS) to a "
                        "writable folder") from exc
-
-
-def nevra(name: str, epoch: int | None) -> str:
-    """A result's NEVRA from its file name, which import made sure is its
-    header's N-V-R.A (so publishing reads no RPM)."""
-    nvr, arch = name[:-len(".rpm")].rsplit(".", 1)
-    package, version, release = nvr.rsplit("-", 2)
-    return f"{package}-{epoch}:{version}-{release}.{arch}" if epoch else f"{nvr}.{arch}"

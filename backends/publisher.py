@@ -37,6 +37,7 @@ from backends.createrepo import CREATEREPO, Reading
 from backends.base import ArtifactStore, BackendError, BadInput, Published, sha256_file, write_atomic
 from backends.repodir import RepoLock, read_bytes, read_text, remove, swap_in
 
+_EXTRA = re.compile(r"[a-z][a-z0-9_]{0,31}")  # a repomd data type
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+~^-]*\.rpm")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _NAMES = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9._+~^-]*\.rpm\n)*")  # a whole list at once
@@ -58,23 +59,34 @@ class CreaterepoPublisher:
         self.artifacts = artifacts
         self.createrepo = createrepo
 
-    def publish(self, repo_dir: str, files: Mapping[str, str], sign: Sign | None = None) -> Published:
+    def publish(self, repo_dir: str, files: Mapping[str, str], sign: Sign | None = None,
+                extra: Mapping[str, bytes] | None = None) -> Published:
         """Make `repo_dir` hold exactly `files` (name -> sha256) with fresh
         metadata; with `sign`, `repodata/repomd.xml.asc` is `sign(path)` of
         the new repomd.xml, written before the new metadata goes live.
+        `extra` maps more repomd types to their uncompressed XML (e.g.
+        {"updateinfo": …}); they are staged, listed and signed with the rest.
         Everything is checked before anything is touched, so a bad name or a
         missing artifact leaves the repo as it was."""
         wanted = dict(files)
         _check_all(wanted)
+        extra = dict(extra or {})
+        for kind, xml in extra.items():
+            if not (isinstance(kind, str) and _EXTRA.fullmatch(kind)) or kind in repodata.KINDS \
+                    or not isinstance(xml, bytes):
+                raise BadInput(f"{kind!r} is not an extra metadata type a publisher can write",
+                               "pass lower-case repomd types other than primary, filelists and other, "
+                               "each with its XML as bytes")
         try:
             os.makedirs(repo_dir, exist_ok=True)
         except OSError as exc:
             raise BackendError(f"cannot create the repo directory {repo_dir}: {exc.strerror}",
                                "check the repos root in the config and its permissions") from exc
         with RepoLock(os.path.join(repo_dir, _LOCK)):
-            return self._publish_locked(repo_dir, wanted, sign)
+            return self._publish_locked(repo_dir, wanted, sign, extra)
 
-    def _publish_locked(self, repo_dir: str, wanted: dict[str, str], sign: Sign | None) -> Published:
+    def _publish_locked(self, repo_dir: str, wanted: dict[str, str], sign: Sign | None,
+                        extra: dict[str, bytes]) -> Published:
         entries = _scan(repo_dir)
         linked = _linked(repo_dir)
         added, links, device = [], {}, os.stat(repo_dir).st_dev
@@ -98,7 +110,7 @@ class CreaterepoPublisher:
             self._place(repo_dir, name, wanted[name])
         reading = Reading(self.createrepo, repo_dir, {name: wanted[name] for name in added}) if added else None
         try:
-            published = self._publish_read(repo_dir, wanted, entries, added, reading, sign)
+            published = self._publish_read(repo_dir, wanted, entries, added, reading, sign, extra)
         finally:
             if reading is not None:
                 reading.close()
@@ -108,12 +120,14 @@ class CreaterepoPublisher:
         return published
 
     def _publish_read(self, repo_dir: str, wanted: dict[str, str], entries: dict[str, os.DirEntry],
-                      added: list[str], reading: Reading | None, sign: Sign | None) -> Published:
+                      added: list[str], reading: Reading | None, sign: Sign | None,
+                      extra: dict[str, bytes]) -> Published:
         # Hidden files are sluice's own; directories are left alone (never
         # deleted recursively) and are not packages of the repo.
         unwanted = sorted(name for name, entry in entries.items()
                           if name not in wanted and (entry.is_symlink() or entry.is_file(follow_symlinks=False)))
-        marker = "".join(f"{sha256}  {name}\n" for name, sha256 in sorted(wanted.items()))
+        marker = "".join(f"{sha256}  {name}\n" for name, sha256 in sorted(wanted.items())) + "".join(
+            f"{hashlib.sha256(xml).hexdigest()}  :{kind}\n" for kind, xml in sorted(extra.items()))
         current = read_text(os.path.join(repo_dir, _MARKER))
         live = os.path.join(repo_dir, "repodata")
         has_metadata = os.path.isfile(os.path.join(live, "repomd.xml"))
@@ -122,7 +136,7 @@ class CreaterepoPublisher:
             return Published((), (), False)
         stage = os.path.join(repo_dir, _STAGE)
         try:
-            self._stage(repo_dir, wanted, stage, reading, sign)
+            self._stage(repo_dir, wanted, stage, reading, sign, extra)
             swap_in(stage, live, os.path.join(repo_dir, _OLD))
         finally:
             shutil.rmtree(stage, ignore_errors=True)
@@ -156,7 +170,7 @@ class CreaterepoPublisher:
     # ------------------------------------------------------------ metadata
 
     def _stage(self, repo_dir: str, wanted: dict[str, str], stage: str, reading: Reading | None,
-               sign: Sign | None) -> None:
+               sign: Sign | None, extra: dict[str, bytes]) -> None:
         """The complete next `repodata/` in `stage`: the metadata files,
         repomd.xml, its signature, and the files the live repomd.xml lists
         (so a client that has just read it still finds them). `reading` is
@@ -185,7 +199,7 @@ class CreaterepoPublisher:
             cache.store(name, buckets[name])
         cache.drop_except(set(by_bucket))
         os.mkdir(stage)
-        repomd = repodata.write_metadata(stage, {name: buckets[name] for name in by_bucket})
+        repomd = repodata.write_metadata(stage, {name: buckets[name] for name in by_bucket}, extra=extra)
         repodata.write_new(os.path.join(stage, "repomd.xml"), repomd)
         if sign is not None:
             repodata.write_new(os.path.join(stage, "repomd.xml.asc"), sign(os.path.join(stage, "repomd.xml")))

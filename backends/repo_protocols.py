@@ -38,11 +38,14 @@ class Publisher(Protocol):
     createrepo_c metadata, updated incrementally."""
 
     def publish(self, repo_dir: str, files: Mapping[str, str],
-                sign: Callable[[str], bytes] | None = None) -> "Published":
+                sign: Callable[[str], bytes] | None = None,
+                extra: Mapping[str, bytes] | None = None) -> "Published":
         """Make `repo_dir` hold exactly `files` (name -> sha256), no more.
         With `sign`, `sign(path of the new repomd.xml)` returns its armoured
         detached signature, and `repodata/repomd.xml.asc` is that signature
-        from the moment the new repomd.xml is visible."""
+        from the moment the new repomd.xml is visible. `extra` maps further
+        repomd types ("updateinfo") to their XML, written (gzipped) and
+        listed in the same repomd.xml."""
         ...
 
 

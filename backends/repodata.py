@@ -186,8 +186,11 @@ def fragments_of(repodata: str, expected: Mapping[str, str]) -> dict[Key, Fragme
     return found
 
 
-def write_metadata(folder: str, buckets: Mapping[str, Bucket], now: int | None = None) -> bytes:
-    """Write the three gzip files into `folder` and return repomd.xml."""
+def write_metadata(folder: str, buckets: Mapping[str, Bucket], now: int | None = None,
+                   extra: Mapping[str, bytes] | None = None) -> bytes:
+    """Write the three gzip files into `folder` and return repomd.xml. Each
+    of `extra` (repomd type -> uncompressed XML, e.g. "updateinfo") is
+    written gzipped beside them and listed in repomd.xml after them."""
     now = int(time.time()) if now is None else now
     ordered = [buckets[name] for name in sorted(buckets)]
     count = sum(len(bucket.keys) for bucket in ordered)
@@ -207,6 +210,12 @@ def write_metadata(folder: str, buckets: Mapping[str, Bucket], now: int | None =
         href = f"repodata/{digest}-{kind}.xml.gz"
         write_new(os.path.join(folder, os.path.basename(href)), blob)
         data.append((kind, digest, raw.hexdigest(), href, len(blob), size))
+    for kind, xml in sorted((extra or {}).items()):
+        blob = gzip.compress(xml, _LEVEL, mtime=0)  # the same XML gives the same file
+        digest = hashlib.sha256(blob).hexdigest()
+        href = f"repodata/{digest}-{kind}.xml.gz"
+        write_new(os.path.join(folder, os.path.basename(href)), blob)
+        data.append((kind, digest, hashlib.sha256(xml).hexdigest(), href, len(blob), len(xml)))
     return _repomd(data, now)
 
 

@@ -162,12 +162,6 @@ def test_policy_and_target_commands(queue):
     assert log[0]["email"] == ["sam@example.org"] and log[0]["author"] == ALICE.email
 
 
-@pytest.mark.parametrize("command", ["advisory"])
-def test_pending_commands_say_what_they_wait_for(queue, command):
-    result = queue(command, "abcd")
-    assert result.code == 2 and "not available yet" in result.err
-
-
 def test_embedded_default_is_created_on_first_use(sluice, isolated):
     result = sluice("--json", "list", repo_path=None)
     assert result.code == 0 and result.json == []

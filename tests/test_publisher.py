@@ -535,3 +535,28 @@ def test_a_stage_server_serves_that_stage_only(tmp_path):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(server.url("f41/testing/file.txt"))
         assert refused.value.code == 404
+
+
+def test_extra_metadata_is_listed_in_repomd_and_follows_its_content(store, both, repo):
+    publisher = CreaterepoPublisher(store)
+    xml = b'<?xml version="1.0" encoding="UTF-8"?>\n<updates/>\n'
+    publisher.publish(str(repo), both)
+    before = listing(repo)
+    for kind, data in (("primary", xml), ("Update Info", xml), ("updateinfo", "text")):
+        with pytest.raises(BadInput):
+            publisher.publish(str(repo), both, extra={kind: data})
+    assert listing(repo) == before
+
+    assert publisher.publish(str(repo), both, extra={"updateinfo": xml}).changed  # same packages, new file
+    repomd = ET.parse(repo / "repodata/repomd.xml").getroot()
+    ns = {"r": "http://linux.duke.edu/metadata/repo"}
+    [data] = [d for d in repomd.findall("r:data", ns) if d.get("type") == "updateinfo"]
+    href = data.find("r:location", ns).get("href")
+    blob = (repo / href).read_bytes()
+    assert gzip.decompress(blob) == xml
+    assert data.findtext("r:checksum", namespaces=ns) == hashlib.sha256(blob).hexdigest()
+    assert data.findtext("r:open-checksum", namespaces=ns) == hashlib.sha256(xml).hexdigest()
+    assert primary(repo) == both
+    assert not publisher.publish(str(repo), both, extra={"updateinfo": xml}).changed
+    assert publisher.publish(str(repo), both).changed  # and gone again when not asked for
+    assert b"updateinfo" not in (repo / "repodata/repomd.xml").read_bytes()

@@ -56,11 +56,10 @@ def manifests(sluice, stage: str) -> dict[str, dict]:
     return {p[len(prefix):]: json.loads(d) for p, d in files.items() if p.startswith(prefix)}
 
 
-def dnf_install(sluice, package: str, tmp_path: Path, stage: str = "stable",
-                stanza: str | None = None) -> subprocess.CompletedProcess:
-    """Install with the real dnf into a fresh installroot, using the .repo
-    stanza `sluice repo-file` prints (or `stanza`): fresh cache, no system
-    repos. `.installed` says whether rpm finds it, `.nevr` what it found."""
+def dnf_command(sluice, tmp_path: Path, stage: str = "stable", stanza: str | None = None) -> tuple[Path, list[str]]:
+    """The real dnf with a fresh installroot, cache and config and no system
+    repos, reading the .repo stanza `sluice repo-file` prints (or `stanza`):
+    the folder and the command line up to the dnf subcommand."""
     work = Path(tempfile.mkdtemp(prefix="dnf-", dir=tmp_path))
     (work / "dnf.conf").write_text("[main]\n")
     for folder in ("repos.d", "log", "cache", "persist", "root"):
@@ -70,12 +69,19 @@ def dnf_install(sluice, package: str, tmp_path: Path, stage: str = "stable",
         assert printed.code == 0, printed.err
         stanza = printed.out
     (work / "repos.d" / "sluice.repo").write_text(stanza)
-    command = ["dnf", "-y", f"--installroot={work}/root", f"--config={work}/dnf.conf",
-               f"--setopt=reposdir={work}/repos.d", f"--setopt=cachedir={work}/cache",
-               f"--setopt=logdir={work}/log", f"--setopt=persistdir={work}/persist",
-               "--setopt=skip_if_unavailable=False", "--setopt=install_weak_deps=False", "--noplugins",
-               "--releasever=sluice", "install", package]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    return work, ["dnf", "-y", f"--installroot={work}/root", f"--config={work}/dnf.conf",
+                  f"--setopt=reposdir={work}/repos.d", f"--setopt=cachedir={work}/cache",
+                  f"--setopt=logdir={work}/log", f"--setopt=persistdir={work}/persist",
+                  "--setopt=skip_if_unavailable=False", "--setopt=install_weak_deps=False", "--noplugins",
+                  "--releasever=sluice"]
+
+
+def dnf_install(sluice, package: str, tmp_path: Path, stage: str = "stable",
+                stanza: str | None = None) -> subprocess.CompletedProcess:
+    """Install with the real dnf into a fresh installroot (see dnf_command).
+    `.installed` says whether rpm finds it, `.nevr` what it found."""
+    work, command = dnf_command(sluice, tmp_path, stage, stanza)
+    result = subprocess.run([*command, "install", package], capture_output=True, text=True, timeout=300)
     query = subprocess.run(["rpm", "--root", f"{work}/root", "-q", package], capture_output=True, text=True)
     result.installed, result.nevr = query.returncode == 0, query.stdout.strip()
     return result

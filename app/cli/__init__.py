@@ -13,13 +13,13 @@ import os
 import sys
 import traceback
 
-from app.cli import (builds_cmd, config_cmd, history_cmd, import_cmd, later, release_cmd, review_cmd, runner_cmd,
-                     sign_cmd, submit_cmd, sync_cmd, transition_cmd, trust_cmd, tui_cmd)
+from app.cli import (advisory_cmd, builds_cmd, config_cmd, history_cmd, import_cmd, later, release_cmd, review_cmd,
+                     runner_cmd, sign_cmd, submit_cmd, sync_cmd, transition_cmd, trust_cmd, tui_cmd)
 from app.cli.context import Context
 from app.errors import SluiceError
 
 MODULES = (submit_cmd, builds_cmd, transition_cmd, sign_cmd, release_cmd, history_cmd, sync_cmd, config_cmd,
-           runner_cmd, review_cmd, tui_cmd, trust_cmd, import_cmd, later)
+           runner_cmd, review_cmd, tui_cmd, trust_cmd, import_cmd, advisory_cmd, later)
 
 
 def parser() -> argparse.ArgumentParser:

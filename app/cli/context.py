@@ -13,13 +13,14 @@ import sys
 from functools import cached_property
 from typing import Any
 
-from app import builders, builds, config, identity, trust, waits
+from app import builders, builds, config, identity, trust, updateinfo, waits
+from app.advisories import Advisory
 from app.admin import Admin
 from app.buildroot import Buildroots
 from app.errors import SluiceError, UsageError
 from app.index import Index
 from app.keys import Keys
-from app.notify import Mailer, Outbox, SmtpSettings
+from app.notify import Mailer, Outbox, SmtpSettings, announcement_mail
 from app.queue import Queue
 from app.release import Releases
 from app.signing import Signing
@@ -113,7 +114,25 @@ class Context:
     @cached_property
     def releases(self) -> Releases:
         b = self.backends
-        return Releases(self.queue, self.index, self.keys, b.publisher, b.artifacts, self.paths.repos, self.note)
+        releases = Releases(self.queue, self.index, self.keys, b.publisher, b.artifacts, self.paths.repos, self.note)
+        releases.announce = self.announce
+        return releases
+
+    def announcement(self, advisory: Advisory) -> str:
+        return updateinfo.announcement_of(self.backends.store.snapshot(), advisory)
+
+    def announce(self, advisory: Advisory) -> None:
+        """An advisory just reached a stable repo: say so, and mail its
+        announcement to `[smtp] announce` through the outbox (once: the
+        outbox is keyed by the advisory id)."""
+        self.note(f"advisory {advisory.id} is published in the stable repo of {advisory.target}")
+        smtp = SmtpSettings.load(self.config)
+        if self.mailer is None or smtp is None or not smtp.announce:
+            return
+        mail = announcement_mail(advisory.id, advisory.target, advisory.type, advisory.severity, advisory.title,
+                                 self.announcement(advisory), self.mailer.sender, smtp.announce)
+        self.mailer.outbox.put(f"advisory-{advisory.id}", mail)
+        self.mailer.flush()
 
     @cached_property
     def admin(self) -> Admin:

@@ -10,9 +10,7 @@ import argparse
 from app.cli.context import Context
 from app.errors import NotAvailable
 
-PENDING = {
-    "advisory": "advisories",
-}
+PENDING: dict[str, str] = {}  # every command of the contract has landed
 
 
 def register(commands, common) -> None:

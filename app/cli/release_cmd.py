@@ -18,6 +18,8 @@ def register(commands, common) -> None:
     push.add_argument("stage", choices=("testing", "stable"))
     push.add_argument("ids", nargs="+", metavar="ID")
     push.add_argument("--passphrase-file", metavar="F", help="the target key's passphrase (it signs repomd.xml)")
+    push.add_argument("--partial", action="store_true",
+                      help="stable: push builds of an advisory without its other builds (it waits for them)")
     push.set_defaults(handler=push_builds)
 
     publish = commands.add_parser("publish", parents=[common], help="bring testing and stable repos up to the queue")
@@ -47,7 +49,7 @@ def _passphrase(args: argparse.Namespace):
 
 def push_builds(ctx: Context, args: argparse.Namespace) -> int:
     ctx.ready()
-    views = ctx.releases.push(args.stage, args.ids, _passphrase(args))
+    views = ctx.releases.push(args.stage, args.ids, _passphrase(args), partial=args.partial)
     if ctx.json:
         ctx.emit([v.summary() for v in views])
     else:
