@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from app import builds, evr, tasks
 from app.buildroot import IN_BUILDROOT
@@ -56,6 +56,10 @@ class Review:
     changelog: tuple[str, ...] = ()
     abi: tuple[AbiChange, ...] = ()
     lint: tuple[LintFinding, ...] = field(default_factory=tuple)
+
+    def findings(self, severity: str) -> int:
+        """How many rpmlint findings of `severity` ("E", "W", "I")."""
+        return sum(1 for f in self.lint if f.severity == severity)
 
 
 class Reviewer:
@@ -158,3 +162,75 @@ def _changelog_since(mine: dict[str, RpmContents], theirs: dict[str, RpmContents
     before = max((e.time for c in theirs.values() for e in c.changelog), default=None)
     fresh = [e for e in entries if before is None or e.time > before] if theirs else list(entries[:1])
     return tuple(f"* {e.author}\n{e.text}" for e in fresh)
+
+
+# ---------------------------------------------------------------- as text
+#
+# The CLI prints these lines; the cockpit styles them by kind (the ABI block
+# loud, lint by severity) and opens the build a line names. One rendering,
+# so that the two never say different things about the same review.
+
+HEAD, ABI, ABI_NOTE, ABI_USER, PACKAGE, ADDED, REMOVED, SECTION, TEXT, LINT = (
+    "head", "abi", "abi-note", "abi-user", "package", "added", "removed", "section", "text", "lint")
+FOLDED = 8  # a longer list of files or dependencies shows this many, and the count
+
+
+@dataclass(frozen=True)
+class Line:
+    kind: str  # one of the kinds above
+    text: str
+    build: str | None = None  # the build this line names (a required-by line)
+    severity: str = ""  # a lint line's "E", "W" or "I"
+
+
+def against(r: Review) -> str:
+    if r.previous is None:
+        return "first release (no earlier build of it in testing or stable: everything is new)"
+    return f"against {r.previous.record.nvr} ({r.previous.record.short}, {r.previous.state})"
+
+
+def lines(r: Review, folded: int | None = FOLDED) -> Iterator[Line]:
+    """The review as lines; lists longer than `folded` items are cut to
+    that many and their count (None: every item)."""
+    record = r.build.record
+    yield Line(HEAD, f"review {record.nvr} ({record.short}) {against(r)}")
+    for change in r.abi:
+        now = f"; it provides {', '.join(change.new)} now" if change.new else ""
+        yield Line(ABI, f"!! ABI change: {change.soname} is gone{now}")
+        if change.required_by:
+            yield Line(ABI_NOTE, "   required by (rebuild them, in one batch with this build: submit --batch NAME):")
+            for build_id, nvr, package in change.required_by:
+                yield Line(ABI_USER, f"     {build_id[:7]} {nvr}: {package}", build_id)
+        else:
+            yield Line(ABI_NOTE, "   nothing in the target requires it")
+    for p in r.packages:
+        yield from _package(p, folded)
+    if r.changelog:
+        yield Line(SECTION, "  changelog since:" if r.previous else "  changelog (newest entry):")
+        for entry in r.changelog:
+            yield from (Line(TEXT, f"    {line}") for line in entry.splitlines())
+    if r.lint:
+        errors, warnings = r.findings("E"), r.findings("W")
+        yield Line(SECTION, f"  rpmlint: {errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}")
+        yield from (Line(LINT, f"    {f.package}: {f.severity}: {f.check} {f.detail}".rstrip(), severity=f.severity)
+                    for f in r.lint)
+
+
+def _package(p: PackageDiff, folded: int | None) -> Iterator[Line]:
+    if p.status != "changed":
+        yield Line(PACKAGE, f"  {p.name}: {p.status}")
+        return
+    old, new = p.size
+    grew = f" ({(new - old) * 100 / old:+.1f}%)" if old else ""
+    yield Line(PACKAGE, f"  {p.name}: size {_size(old)} -> {_size(new)}{grew}")
+    for label, items in (("files +", p.files_added), ("files -", p.files_removed),
+                         ("provides +", p.provides_added), ("provides -", p.provides_removed),
+                         ("requires +", p.requires_added), ("requires -", p.requires_removed)):
+        if items:
+            cut = folded is not None and len(items) > folded
+            shown = ", ".join(items[:folded] if cut else items) + (f", … ({len(items)} in all)" if cut else "")
+            yield Line(ADDED if label.endswith("+") else REMOVED, f"    {label:11} {shown}")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024:.1f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.1f} MiB"

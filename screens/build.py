@@ -66,8 +66,8 @@ class BuildScreen(Acts, ReportsWorkerErrors, Screen):
 
     def on_mount(self) -> None:
         for key in self.app.services.keys.scope("build"):
-            if key.action == "log":
-                self.app.bind_keys(self, key.keys, "log", "logs", True)
+            if key.action in ("log", "review"):  # screens of their own, not ops
+                self.app.bind_keys(self, key.keys, key.action, {"log": "logs"}.get(key.action, key.action), True)
             else:
                 self.app.bind_keys(self, key.keys, f"op('{key.action.replace('_', '-')}')",
                                    key.description, False)
@@ -124,7 +124,7 @@ class BuildScreen(Acts, ReportsWorkerErrors, Screen):
         for op in self.allowed:
             shown.append(f"[{keys.of(key_action(op))}]", style="bold")
             shown.append(f" {op}  ")
-        shown.append(f"   [{keys.of('log')}] logs  [?] keys", style="dim")
+        shown.append(f"   [{keys.of('log')}] logs  [{keys.of('review')}] review  [?] keys", style="dim")
         return shown
 
     def action_scroll(self, step: int) -> None:
@@ -137,6 +137,10 @@ class BuildScreen(Acts, ReportsWorkerErrors, Screen):
         from screens.logs import LogScreen
         if self.view is not None:
             self.app.push_screen(LogScreen(self.detail))
+
+    def action_review(self) -> None:
+        from screens.review import ReviewScreen
+        self.app.push_screen(ReviewScreen(self.build_id))
 
     # ------------------------------------------------------------ actions
 
@@ -213,6 +217,7 @@ class BuildScreen(Acts, ReportsWorkerErrors, Screen):
                   "allowed now" if op in self.allowed else "not allowed now: shows why",
                   lambda o=op: self.action_op(str(o))) for op in cockpit.PERSON_OPS]
         found.append((f"Logs of {short}", "build, root and state logs", self.action_log))
+        found.append((f"Review {short}", "what changed since the last release, and rpmlint", self.action_review))
         found.append((f"History of {short}", "the commits about this build",
                       lambda: self.app.open_history(self.build_id)))
         return found

@@ -23,6 +23,7 @@ from app.model import Op
 from app.queue import Queue
 from app.release import Releases
 from app.rescue import rescue
+from app.review import Review, Reviewer
 from app.signing import Signing
 from backends.base import Person, StateStore
 
@@ -46,6 +47,7 @@ class Services:
     signing: Signing | None = None  # `sluice sign`'s service
     releases: Releases | None = None  # `sluice push`'s and `publish`'s, noting into `published`
     published: list[str] = field(default_factory=list)  # what the last push's publish said
+    reviewer: Callable[[bool], Reviewer] | None = None  # `sluice review`'s service; False: `--no-lint`
 
     def perform(self, action: Action) -> list[BuildView]:
         """An action as the CLI performs it: rescue re-imports results
@@ -93,6 +95,15 @@ class Services:
         if self.releases is None:
             raise self._missing("repos")
         return repos.overview(self.releases)
+
+    def review(self, build_id: str, lint: bool = True) -> Review:
+        """`sluice review ID` (`--no-lint` when not `lint`). Call under
+        `lock`: it reads the store and the index (rpmlint runs last)."""
+        if self.reviewer is None:
+            raise NotAvailable("this cockpit was opened without the artifact store to review from",
+                               f"run `sluice review {build_id[:7]}` in a shell")
+        self.index.refresh()
+        return self.reviewer(lint).review(build_id)
 
     def _signing(self, op: Op) -> Signing:
         if self.signing is None:
@@ -145,7 +156,7 @@ class Services:
                        artifacts.path, ctx.live_root, rescuer,
                        status_file=waits.status_path(ctx.backends.store.index_dir()),
                        settings=lambda: ctx.settings, notes=notes if notes is not None else [],
-                       signing=ctx.signing)
+                       signing=ctx.signing, reviewer=ctx.reviewer)
         services.releases = Releases(ctx.queue, ctx.index, ctx.keys, ctx.backends.publisher, artifacts,
                                      ctx.paths.repos, services.published.append)
         return services

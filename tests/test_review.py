@@ -21,7 +21,9 @@ def changelog(day: str, version: str, text: str) -> str:
     return f"true\n%changelog\n* {day} Bob Packager <bob@example.org> - {version}\n- {text}\n"
 
 
-def test_review_shouts_an_abi_change_names_its_users_and_lists_what_changed(release, make_srpm):
+def abi_change(release, make_srpm) -> tuple[str, str, str]:
+    """libfoo 1.0 (libfoo.so.1) in testing, fooapp requiring libfoo.so.1 and
+    libfoo 2.0 (libfoo.so.2) built: the ids of the three builds."""
     old = make_srpm("libfoo", "1.0", "1", f"Provides: libfoo.so.1(){BITS}",
                     build=changelog("Mon Nov 02 2026", "1.0-1", "first release"))
     (first,) = signed(release, old)
@@ -32,7 +34,11 @@ def test_review_shouts_an_abi_change_names_its_users_and_lists_what_changed(rele
                                     + "* Mon Nov 02 2026 Bob Packager <bob@example.org> - 1.0-1\n- first release\n"))
     run_once(release)
     assert show(release, app)["state"] == "built" and show(release, new)["state"] == "built"
+    return first, app, new
 
+
+def test_review_shouts_an_abi_change_names_its_users_and_lists_what_changed(release, make_srpm):
+    first, app, new = abi_change(release, make_srpm)
     result = release("--json", "review", new[:7], user=BOB)
     assert result.code == 0, result.err
     doc = result.json

@@ -165,3 +165,35 @@ def test_repos(snap_compare, seeded, size):
     app = app_on(seeded)
     app.services.repos = lambda: fixed_repos(app.rows)
     assert snap_compare(app, terminal_size=size, run_before=_go(("R",)))
+
+
+def fixed_review(services, rows, build_id: str):
+    """What `Reviewer.review` would say about one of the fixture's builds,
+    had it RPMs: a soname gone with two builds requiring it, a long file
+    list (folded), the changelog and rpmlint findings of each severity."""
+    from app.review import AbiChange, PackageDiff, Review
+    from backends.base import LintFinding
+    view = services.queue.view(build_id)
+    others = [r for r in rows if r.id != build_id]
+    package = view.record.package
+    previous = services.queue.view(next(r.id for r in others if r.nvr.rsplit("-", 2)[0] == package))
+    files = tuple(f"/usr/share/{package}/doc/page{n:02}.html" for n in range(12))
+    packages = (PackageDiff(f"{package}.x86_64", "changed", (1_310_720, 1_415_577), files, (),
+                            ("libvim.so.2()(64bit)",), ("libvim.so.1()(64bit)",), ("libc.so.6(GLIBC_2.38)(64bit)",)),
+                PackageDiff(f"{package}-devel.x86_64", "new", (0, 20_480)))
+    users = [(r.id, r.nvr, f"{r.nvr.rsplit('-', 2)[0]}.x86_64") for r in others
+             if r.nvr.rsplit("-", 2)[0] != package][:2]
+    abi = (AbiChange("libvim.so.1()(64bit)", ("libvim.so.2()(64bit)",), tuple(users)),)
+    lint = (LintFinding(f"{package}.x86_64", "E", "invalid-soname", "/usr/lib64/libvim.so.2 libvim.so"),
+            LintFinding(f"{package}.x86_64", "W", "no-manual-page-for-binary", "vim"),
+            LintFinding(f"{package}-devel.x86_64", "W", "no-documentation", ""),
+            LintFinding(f"{package}.x86_64", "I", "polkit-cant-acl-file", "not applicable"))
+    changelog = ("* Bob Packager <bob@example.org> - 2.0-1\n- new soname: libvim.so.2\n- drop the old plugin API",)
+    return Review(view, previous, packages, changelog, abi, lint)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_review(snap_compare, seeded, size):
+    app = app_on(seeded)
+    app.services.review = lambda build_id, lint=True: fixed_review(app.services, app.rows, build_id)
+    assert snap_compare(app, terminal_size=size, run_before=_go(lambda app: app.open_build(_built_id(app)), ("v",)))

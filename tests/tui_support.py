@@ -25,15 +25,20 @@ def services(clone, who: Person = ALICE, **how) -> Services:
     from app.keys import Keys
     from app.queue import Queue
     from app.release import Releases
+    from app.review import Reviewer
     from app.signing import Signing
-    from backends.factory import keyring, signer
+    from backends.factory import contents_reader, keyring, linter, signer
     from backends.publisher import CreaterepoPublisher
     index = Index(clone.store)
     queue = Queue(clone.store, who, index)
     paths = config.paths(config.load(None), str(clone.path))
     keys = Keys(clone.store, keyring(paths.gnupg), who, paths.repos, paths.gnupg)
+
+    def reviewer(lint: bool) -> Reviewer:
+        return Reviewer(index, clone.store.snapshot, clone.artifacts, contents_reader(), linter() if lint else None)
     made = Services(clone.store, index, queue, who, str(clone.path), artifact_path=clone.artifacts.path,
-                    signing=Signing(queue, index, keys, signer(paths.gnupg), clone.artifacts), **how)
+                    signing=Signing(queue, index, keys, signer(paths.gnupg), clone.artifacts),
+                    **{"reviewer": reviewer, **how})
     made.releases = Releases(queue, index, keys, CreaterepoPublisher(clone.artifacts), clone.artifacts, paths.repos,
                              made.published.append)
     return made

@@ -23,12 +23,13 @@ from app.keys import Keys
 from app.notify import Mailer, Outbox, SmtpSettings, announcement_mail
 from app.queue import Queue
 from app.release import Releases
+from app.review import Reviewer
 from app.signing import Signing
 from app.submit import Submitter
 from app.sync import Syncer
 from backends.base import Person
-from backends.factory import (Backends, RepoService, commit_signer, commit_verifier, git_config, keyring,
-                              machine_arch, open_transport, signer, smtp_notifier)
+from backends.factory import (Backends, RepoService, commit_signer, commit_verifier, contents_reader, git_config,
+                              keyring, linter, machine_arch, open_transport, signer, smtp_notifier)
 
 
 class Context:
@@ -110,6 +111,11 @@ class Context:
     @cached_property
     def signing(self) -> Signing:
         return Signing(self.queue, self.index, self.keys, signer(self.paths.gnupg), self.backends.artifacts)
+
+    def reviewer(self, lint: bool = True) -> Reviewer:
+        """`sluice review`'s service (`lint=False`: `--no-lint`, rpmlint is not run)."""
+        b = self.backends
+        return Reviewer(self.index, b.store.snapshot, b.artifacts, contents_reader(), linter() if lint else None)
 
     @cached_property
     def releases(self) -> Releases:
