@@ -173,6 +173,32 @@ def test_a_dropped_connection_retries_the_task_on_another_host(queue, farm, make
     assert len(names) == len(set(names)) == 2  # the SRPM and one RPM, no duplicates
 
 
+def test_a_killed_sshd_retries_the_task_on_the_other_host(queue, farm, make_srpm):
+    """Unlike a dropped connection, the daemon is gone too: the runner cannot
+    reconnect to that host at all, so the retry must go elsewhere while the
+    orphaned build on the dead host runs on, unseen."""
+    farm.arches = {"b3": "x86_64"}
+    farm.write()
+    build = submit(queue, make_srpm("sshdkilled", "1.0", "1", build="sleep 6"))
+    runner = background(queue.repo)
+    try:
+        first = wait_for(lambda: [t for t in show(queue, build)["tasks"] if t["attempts"]], "the first attempt")
+        builder = first[0]["attempts"][0]["builder"]
+        time.sleep(1)
+        assert farm.servers[builder].kill() >= 2  # the listener and the session serving the build
+        shown = wait_for(lambda: show(queue, build)["state"] == "built" and show(queue, build), "the retry", 120)
+    finally:
+        stop(runner)
+    attempts = shown["tasks"][0]["attempts"]
+    assert [a["result"] for a in attempts] == ["queued", "built"]
+    assert attempts[0]["builder"] == builder and attempts[1]["builder"] != builder
+    assert "lost" in attempts[0]["error"] and attempts[0]["ended"]
+    names = [a["name"] for a in shown["artifacts"]]
+    assert len(names) == len(set(names)) == 2
+    checked = {b["name"]: b["check"]["problems"] for b in queue("--json", "builders", "--check").json}
+    assert checked[builder] and not checked[attempts[1]["builder"]]
+
+
 def test_cancel_kills_the_remote_process_group_within_five_seconds(queue, farm, make_srpm):
     marker = f"sluice-remote-cancel-{os.getpid()}-{time.time_ns()}"
     build = submit(queue, make_srpm("remotesleep", "1.0", "1", build=f"bash -c 'exec -a {marker} sleep 300' & wait"),
