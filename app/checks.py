@@ -108,7 +108,7 @@ class HistoryCheck:
         for change in incoming.changes:
             kind, match = _classify(change.path)
             if kind is None:
-                problems.append(f"adds {change.path}, which is no part of a sluice queue")
+                problems.append(f"adds {_shown(change.path)}, which is no part of a sluice queue")
             elif change.new is None:
                 problems.append(f"deletes {change.path}")
             elif change.mode != _REGULAR:
@@ -275,6 +275,13 @@ def _check_import(kind: str, match: re.Match, data: bytes, replay: _Replay, auth
     except SluiceError as exc:
         return [exc.message]
     return []
+
+
+def _shown(path: str) -> str:
+    """A crafted path as text a terminal shows as such: git allows any bytes
+    but NUL in a name (read with surrogateescape), escapes and newlines included."""
+    text = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text if text.isprintable() else ascii(text)[1:-1]
 
 
 def _classify(path: str) -> tuple[str | None, re.Match | None]:

@@ -16,7 +16,8 @@ from typing import Iterable
 from app import audit, builds, trust
 from app.checks import HistoryCheck
 from app.errors import BackendError, HistoryRefused, StateConflict
-from backends.base import CommitVerifier, Merger, Person, StateStore, SyncTransport
+from backends.base import (CommitVerifier, MalformedHistory, Merger, Person, RemoteLocked, StateStore,
+                           SyncTransport)
 
 _ATTEMPTS = 10
 _SHOWN = 40
@@ -40,8 +41,9 @@ class Syncer:
 
     def sync(self, remote: str, prefer_theirs: Iterable[str] = ()) -> SyncResult:
         prefer = tuple(prefer_theirs)
+        started, locked = time.monotonic(), None
         for attempt in range(1, _ATTEMPTS + 1):
-            theirs = self.transport.fetch(remote)
+            theirs = self._fetch(remote)
             ours = self.store.head()
             merged, commits, events = ours, 0, 0
             if theirs is not None and theirs != ours and not (ours and self.store.is_ancestor(theirs, ours)):
@@ -54,11 +56,27 @@ class Syncer:
                                     "run `sluice init` on one of them")
             if merged == theirs:
                 return SyncResult(remote, commits, events, False, merged, attempt)
-            if self.transport.push(remote, merged):
-                return SyncResult(remote, commits, events, True, merged, attempt)
+            try:
+                if self.transport.push(remote, merged):
+                    return SyncResult(remote, commits, events, True, merged, attempt)
+                locked = None
+            except RemoteLocked as exc:  # a live pusher's lock goes in milliseconds: try again
+                locked = exc
             time.sleep(random.uniform(0.05, 0.2 * attempt))
+        if locked is not None:  # every try met it: its writer is gone
+            raise BackendError(f"{locked.message}, and still after {_ATTEMPTS} pushes over "
+                               f"{time.monotonic() - started:.0f} s", locked.hint)
         raise BackendError(f"sync with {remote} gave up after {_ATTEMPTS} attempts: it kept changing",
                            "try again in a moment")
+
+    def _fetch(self, remote: str) -> str | None:
+        try:
+            return self.transport.fetch(remote)
+        except MalformedHistory as exc:
+            found = [line.removeprefix("error: ") for line in exc.output.splitlines() if line.startswith("error:")]
+            raise HistoryRefused(f"refused {remote}'s history: git found malformed objects; nothing was merged",
+                                 found or [exc.output], f"ask whoever pushed to {remote} to repair it, "
+                                 "or sync with another clone") from exc
 
     def _merge(self, remote: str, ours: str | None, theirs: str, commits: int,
                prefer: tuple[str, ...]) -> str:

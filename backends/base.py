@@ -160,6 +160,18 @@ class SyncTransport(Protocol):
     def push(self, remote: str, commit: str) -> bool: ...
 
 
+class MalformedHistory(BackendError):
+    """git's fsck refused fetched objects (a crafted tree or commit); `output` says why."""
+
+
+class RemoteLocked(BackendError):
+    """A push met a lock file on the remote (`age` in s, when it is on this machine)."""
+
+    def __init__(self, message: str, hint: str, lock: str, age: float | None) -> None:
+        super().__init__(message, hint)
+        self.lock, self.age = lock, age
+
+
 @dataclass(frozen=True)
 class Union:
     """A merge result: the commit, or the paths both sides wrote differently."""

@@ -32,7 +32,7 @@ def git_command(repo: pygit2.Repository, *args: str) -> list[str]:
 
 def run_git(repo: pygit2.Repository, *args: str) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(git_command(repo, *args), capture_output=True, text=True,
+        return subprocess.run(git_command(repo, *args), capture_output=True, text=True, errors="replace",
                               stdin=subprocess.DEVNULL)
     except OSError as exc:
         raise BackendError(f"cannot run git: {exc.strerror}", "install git") from exc

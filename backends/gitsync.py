@@ -14,17 +14,23 @@ event, and writes the union of both trees as a merge commit.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import time
 from typing import Iterable, Iterator
 
 import pygit2
 
-from backends.base import BackendError, BadInput, CommitInfo, Incoming, Person, Union
+from backends.base import (BackendError, BadInput, CommitInfo, Incoming, MalformedHistory, Person, RemoteLocked,
+                           Union)
 from backends.gitcli import run_git, walk_changes
 from backends.gitstore import GitStateStore, commit_info
 from backends.gittree import GitSnapshot, diff_trees, write_tree
 
 # A remote-side refusal that only means "someone else pushed first".
 _RACED = ("cannot lock ref", "failed to update ref", "incorrect old value", "failed to lock")
+# How git says a lock file stopped it (a live writer's, or one a killed writer left).
+_LOCKED = re.compile(r"Unable to create '([^']+\.lock)': File exists")
 
 
 class GitCliTransport:
@@ -48,8 +54,14 @@ class GitCliTransport:
     def fetch(self, remote: str) -> str | None:
         _check_remote(remote)
         space = self.namespace(remote)
-        result = run_git(self.repo, "fetch", "--no-tags", "--no-write-fetch-head", "--quiet", remote,
-                           f"+refs/sluice/*:refs/remotes/{space}/sluice/*")
+        # fsck every fetched object: a tree entry named `a/b`, `.` or `..`
+        # reads in `git log --raw` as a path of the layout, which no check of
+        # paths could tell from a real one.
+        result = run_git(self.repo, "-c", "fetch.fsckObjects=true", "fetch", "--no-tags", "--no-write-fetch-head",
+                         "--quiet", remote, f"+refs/sluice/*:refs/remotes/{space}/sluice/*")
+        if result.returncode != 0 and "fsck error" in result.stderr:
+            raise MalformedHistory(f"git refused the objects {remote} sent: they are malformed",
+                                   "", command=result.args, status=result.returncode, output=result.stderr.strip())
         if result.returncode != 0:
             raise BackendError(f"cannot fetch the queue from {remote}",
                                f"check that `git fetch {remote}` works from this machine",
@@ -66,10 +78,27 @@ class GitCliTransport:
         output = (result.stdout + result.stderr).strip()
         refused = [line for line in result.stdout.splitlines() if line.startswith("!")]
         if refused and all("[rejected]" in line or any(r in line for r in _RACED) for line in refused):
+            locked = _LOCKED.search(result.stderr)
+            if locked:
+                raise _locked(remote, locked.group(1))
             return False
         raise BackendError(f"cannot push the queue to {remote}",
                            "check that you may push there (`git push` to it by hand shows why)",
                            command=result.args, status=result.returncode, output=output)
+
+
+def _locked(remote: str, lock: str) -> RemoteLocked:
+    """The lock file that refused a push, with its age when it is on this machine."""
+    lock = os.path.normpath(lock)
+    try:
+        age: float | None = max(0.0, time.time() - os.stat(lock).st_mtime)
+    except OSError:
+        age = None
+    aged = f", {age:.0f} s old" if age is not None else ""
+    return RemoteLocked(f"{remote} refused the push: its lock file {lock} is there{aged}",
+                        f"if nothing is pushing to {remote} now, a git or sluice push there was killed while it "
+                        f"held the lock: remove {lock} on that machine and sync again (this clone keeps its events)",
+                        lock, age)
 
 
 def _check_remote(remote: str) -> None:

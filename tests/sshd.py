@@ -126,6 +126,17 @@ class SshServer:
             _signal(pid, signal.SIGKILL)
         return len(serving)
 
+    def kill(self) -> int:
+        """SIGKILL the daemon itself and every sshd process serving a
+        connection (a crashed or OOM-killed sshd): the host refuses new
+        connections from then on, and the commands its sessions started run
+        on, orphaned. Returns how many sshd processes it killed."""
+        serving = [pid for pid in _descendants(self.process.pid) if _command_name(pid) in ("sshd", "sshd-session")]
+        for pid in [self.process.pid, *serving]:
+            _signal(pid, signal.SIGKILL)
+        self.process.wait()
+        return 1 + len(serving)
+
     def stop(self) -> None:
         # Each connection is a child that detaches (setsid) from the listener,
         # and killing the listener leaves it running: end the whole tree.

@@ -152,25 +152,44 @@ def test_a_host_that_is_down_leaves_its_tasks_queued_with_the_reason(queue, farm
         stop(runner)
 
 
-def test_a_dropped_connection_retries_the_task_on_another_host(queue, farm, make_srpm):
+def _build_losing_its_host(queue, farm, make_srpm, name: str, lose) -> tuple[dict, str]:
+    """A build on a farm where both hosts build x86_64; `lose(server)` is
+    done to its host a second into the build. Returns (show, that host)."""
     farm.arches = {"b3": "x86_64"}  # both hosts build x86_64 now
     farm.write()
-    build = submit(queue, make_srpm("dropped", "1.0", "1", build="sleep 6"))  # default target: x86_64
+    build = submit(queue, make_srpm(name, "1.0", "1", build="sleep 6"))  # default target: x86_64
     runner = background(queue.repo)
     try:
         first = wait_for(lambda: [t for t in show(queue, build)["tasks"] if t["attempts"]], "the first attempt")
         builder = first[0]["attempts"][0]["builder"]
         time.sleep(1)
-        farm.servers[builder].drop_connections()
+        lose(farm.servers[builder])
         shown = wait_for(lambda: show(queue, build)["state"] == "built" and show(queue, build), "the retry", 120)
     finally:
         stop(runner)
     attempts = shown["tasks"][0]["attempts"]
     assert [a["result"] for a in attempts] == ["queued", "built"]
     assert attempts[0]["builder"] == builder and attempts[1]["builder"] != builder
-    assert "lost" in attempts[0]["error"]
+    assert "lost" in attempts[0]["error"] and attempts[0]["ended"]
     names = [a["name"] for a in shown["artifacts"]]
     assert len(names) == len(set(names)) == 2  # the SRPM and one RPM, no duplicates
+    return shown, builder
+
+
+def test_a_dropped_connection_retries_the_task_on_another_host(queue, farm, make_srpm):
+    _build_losing_its_host(queue, farm, make_srpm, "dropped", lambda server: server.drop_connections())
+
+
+def test_a_killed_sshd_retries_the_task_on_the_other_host(queue, farm, make_srpm):
+    """Unlike a dropped connection, the daemon is gone too: the runner cannot
+    reconnect to that host at all, so the retry must go elsewhere while the
+    orphaned build on the dead host runs on, unseen."""
+    killed = []
+    shown, builder = _build_losing_its_host(queue, farm, make_srpm, "sshdkilled",
+                                            lambda server: killed.append(server.kill()))
+    assert killed[0] >= 2  # the listener and the session serving the build
+    checked = {b["name"]: b["check"]["problems"] for b in queue("--json", "builders", "--check").json}
+    assert checked[builder] and not checked[shown["tasks"][0]["attempts"][1]["builder"]]
 
 
 def test_cancel_kills_the_remote_process_group_within_five_seconds(queue, farm, make_srpm):

@@ -3,6 +3,8 @@ remote); the SSH remote is in test_sync_ssh.py."""
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pygit2
 import pytest
@@ -284,3 +286,55 @@ def test_a_manifest_once_written_never_changes(hub):
     with pytest.raises(HistoryRefused) as refused:
         syncer(alice).sync(str(hub_clone.path))
     assert any("may never change" in f for f in refused.value.findings)
+
+
+def test_a_push_killed_on_the_remote_leaves_a_lock_that_sync_names(sluice, hub, make_srpm):
+    """git's receive-pack on the hub is SIGKILLed while it holds the ref's
+    lock (by a reference-transaction hook, run between locking and
+    committing): the file stays. Every later push is refused on it; sync must
+    name the file and say to remove it, not "try again"."""
+    hub_clone, alice, bob = hub
+    hook = hub_clone.path / "hooks" / "reference-transaction"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text('#!/bin/sh\n[ "$1" = prepared ] && kill -9 $PPID\nexit 0\n')
+    hook.chmod(0o755)
+    alice.submit(make_srpm("locked"))
+    before = hub_clone.store.head()
+    killed = sluice("sync", str(hub_clone.path), repo_path=str(alice.path))
+    assert killed.code == 1 and "cannot push" in killed.err
+    hook.unlink()
+    lock = hub_clone.path / "refs" / "sluice" / "state.lock"
+    assert lock.exists()
+    aged = time.time() - 600
+    os.utime(lock, (aged, aged))
+    result = sluice("sync", str(hub_clone.path), repo_path=str(alice.path))
+    assert result.code == 1 and f"its lock file {lock} is there, 60" in result.err, result.err
+    assert f"remove {lock} on that machine" in result.err and "try again" not in result.err
+    assert hub_clone.store.head() == before
+    lock.unlink()  # as the hint says
+    assert sluice("sync", str(hub_clone.path), repo_path=str(alice.path)).code == 0
+    assert hub_clone.store.head() == alice.store.head() != before
+
+
+def test_a_live_pushers_lock_is_waited_for(hub, make_srpm):
+    """A lock that goes away between two tries is a live pusher's: sync
+    retries and gets through."""
+    hub_clone, alice, bob = hub
+    alice.submit(make_srpm("waits"))
+    lock = hub_clone.path / "refs" / "sluice" / "state.lock"
+    transport = GitCliTransport(alice.store.repo)
+    push, pushes = transport.push, []
+
+    def push_once_locked(remote, commit):
+        pushes.append(commit)
+        if len(pushes) == 1:
+            lock.write_text(commit + "\n")
+            try:
+                return push(remote, commit)
+            finally:
+                lock.unlink()
+        return push(remote, commit)
+    transport.push = push_once_locked
+    result = Syncer(alice.store, transport, GitMerger(alice.store), ALICE).sync(str(hub_clone.path))
+    assert result.sent and result.attempts == 2
+    assert hub_clone.store.head() == alice.store.head()
