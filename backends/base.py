@@ -250,48 +250,6 @@ class StoreFull(BackendError):
     nothing was stored, and the same work may succeed once there is room."""
 
 
-# ------------------------------------------------------------------- packages
-
-@dataclass(frozen=True)
-class SourcePackage:
-    """What sluice needs from an SRPM header, read and digest-checked."""
-
-    name: str
-    epoch: int | None
-    version: str
-    release: str
-    buildrequires: tuple[str, ...]
-    exclusivearch: tuple[str, ...] = ()
-    excludearch: tuple[str, ...] = ()
-    sha256: str = ""
-    size: int = 0
-    filename: str = ""
-
-    @property
-    def nvr(self) -> str:
-        return f"{self.name}-{self.version}-{self.release}"
-
-
-@dataclass(frozen=True)
-class BinaryPackage:
-    """A built RPM (or the rebuilt SRPM, arch "src") as its header says."""
-
-    name: str
-    epoch: int | None
-    version: str
-    release: str
-    arch: str
-    sourcerpm: str  # the SRPM it was built from ("" for a source package)
-    sha256: str = ""
-    size: int = 0
-
-
-class PackageReader(Protocol):
-    def read_source(self, path: str) -> SourcePackage: ...
-
-    def read_binary(self, path: str) -> BinaryPackage: ...
-
-
 # ------------------------------------------------------------------- builders
 
 @dataclass(frozen=True)
@@ -398,3 +356,4 @@ from backends.review_protocols import ChangelogEntry, ContentsReader, LintFindin
 from backends.trust_protocols import (BAD, GOOD, UNKNOWN_KEY, UNSIGNED, CommitSigner,  # noqa: E402,F401
                                       CommitVerifier, Verdict)
 from backends.upstream_protocols import UpstreamFetchFailed, UpstreamPackage, UpstreamRepo, SignatureChecker, SignatureVerdict  # noqa: E402,F401,E501
+from backends.package_protocols import BinaryPackage, PackageReader, SourcePackage  # noqa: E402,F401
