@@ -71,18 +71,25 @@ class Peak(threading.Thread):
         self.marks[name] = max(self.last, peak_kib(self.pid))
 
 
-def drain(proc: subprocess.Popen, size: int, peaks: list[Peak]) -> tuple[int, float, float]:
-    """Read `proc`'s stdout to its end: (bytes, first byte time, end time),
-    marking the peaks at 10% of `size`."""
-    fd, seen, first, marked = proc.stdout.fileno(), 0, 0.0, False
+def drain(proc: subprocess.Popen, size: int, peaks: list[Peak]) -> tuple[int, float, float, float]:
+    """Read `proc`'s stdout to its end: (bytes, when the first line of the
+    payload arrived, when `size` bytes had arrived, end time), marking the
+    peaks at 10% of `size`. The streaming rate is taken between the first two
+    (the build's 2 s sleep before the payload and, for sluice, storing the
+    log and writing the finish event after it are not streaming)."""
+    fd, seen, first, full, marked, needle = proc.stdout.fileno(), 0, 0.0, 0.0, False, LINE.encode()
     while chunk := os.read(fd, 1 << 16):
-        first = first or time.perf_counter()
+        if not first and needle in chunk:
+            first = time.perf_counter()
         seen += len(chunk)
+        if not full and seen >= size:
+            full = time.perf_counter()
         if not marked and seen >= size // 10:
             for peak in peaks:
                 peak.mark("10%")
             marked = True
-    return seen, first, time.perf_counter()
+    end = time.perf_counter()
+    return seen, first or end, full or end, end
 
 
 def sluice(env: dict, repo: str, *argv: str) -> str:
@@ -120,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         follower = subprocess.Popen([SLUICE, "--repo", repo, "log", build, "--follow"], stdout=subprocess.PIPE,
                                     env=env)
         peaks = {"runner": Peak(runner.pid), "follower": Peak(follower.pid)}
-        seen, first, end = drain(follower, size, list(peaks.values()))
+        seen, first, full, end = drain(follower, size, list(peaks.values()))
         follower.wait()
         peaks["follower"].mark("end")
         while runner.poll() is None:
@@ -129,20 +136,22 @@ def main(argv: list[str] | None = None) -> int:
         if runner.returncode != 0 or seen < size:
             raise RuntimeError(f"runner exit {runner.returncode}, follower saw {seen} of {size} bytes: "
                                f"{runner.stderr.read().decode(errors='replace')[-2000:]}")
-        report("sluice log --follow", seen, first, end, peaks["follower"], "(live, while the build prints it)")
-        report("sluice run --once", seen, first, end, peaks["runner"], "(streams it to the live log and the store)")
+        report("sluice log --follow", seen, first, full, peaks["follower"], "(live, while the build prints it)")
+        report("sluice run --once", seen, first, full, peaks["runner"], "(streams it to the live log and the store)")
+        print(f"   the task, from the payload's first line to the follower's end (output stored in the artifact "
+              f"store, the finish event written): {end - first:.1f} s", flush=True)
         stored = max(Path(home, ".local/share/sluice/artifacts/sha256").rglob("*"), key=lambda f: f.stat().st_size)
         top = work / "rpmbuild-peer"
         for label, argv in (("rpmbuild | pipe (peer)", ["rpmbuild", "--rebuild", "--define", f"_topdir {top}",
                                                          str(srpm)]),
                             ("cat stored | pipe (peer)", ["cat", str(stored)]),
                             ("sluice log (stored)", [SLUICE, "--repo", repo, "log", build])):
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
             peak = Peak(proc.pid)
-            seen, first, end = drain(proc, size, [peak])
+            seen, first, full, end = drain(proc, size, [peak])
             peak.mark("end")
             proc.wait()
-            report(label, seen, first, end, peak, "")
+            report(label, seen, first, full, peak, "")
     finally:
         shutil.rmtree(home, ignore_errors=True)
     return 0
