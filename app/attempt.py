@@ -244,7 +244,7 @@ def collect(host: Transport, resultdir: str, record: BuildRecord, arch: str, sto
                                     f"{digest[:16]}…, the file is {got[:16]}…")
             if name.endswith(".rpm"):
                 built_for = _verified(reader, local, name, record, arch)
-            stored = store.put(local)
+            stored = store.adopt(local, got)  # hashed just above, in our own scratch folder
             if name.endswith(".log"):
                 logs[name] = stored.sha256
             else:
@@ -296,9 +296,11 @@ def _checked(host: Transport, argv: list[str], what: str) -> None:
 
 
 def _keep(store: ArtifactStore, path: str) -> str | None:
+    """The finished live log, into the store without a copy (a 1 GiB log
+    would otherwise be copied and fsynced again)."""
     if not os.path.exists(path):
         return None
-    return store.put(path).sha256
+    return store.adopt(path).sha256
 
 
 def text_of(data: bytes) -> str:

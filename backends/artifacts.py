@@ -101,6 +101,40 @@ class FileArtifactStore:
         finally:
             os.close(fd)
 
+    def adopt(self, path: str, sha256: str | None = None) -> Stored:
+        """Store a finished file that lies on the store's filesystem (a live
+        log, a download in `scratch`) as a second hard link, not a copy: it
+        is hashed (unless the caller just did), fsynced and made read-only,
+        then linked under its digest, which appears whole or not at all. The
+        caller's name stays until the caller removes it. Elsewhere: `put`."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:
+            raise _failure(f"cannot read {path} to store it in {self.root}", exc, "check the file") from exc
+        try:
+            if sha256 is None:
+                digest = hashlib.sha256()
+                while chunk := os.read(fd, _CHUNK):
+                    digest.update(chunk)
+                sha256 = digest.hexdigest()
+            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            final = self.path(sha256)
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            if not os.path.exists(final):
+                os.fchmod(fd, 0o444)
+                os.link(path, final)
+            return Stored(sha256, size)
+        except FileExistsError:
+            return Stored(sha256, os.fstat(fd).st_size)  # another process stored the same bytes first
+        except OSError as exc:
+            if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK):  # another filesystem, or no links there
+                return self.put(path, sha256)
+            raise _failure(f"cannot store {path} in {self.root}", exc,
+                           "nothing was stored; free space or fix permissions, then try again") from exc
+        finally:
+            os.close(fd)
+
     def _temporary(self) -> tuple[int, str]:
         while True:
             fd, tmp = tempfile.mkstemp(dir=self.incoming(), prefix=".put-")
