@@ -244,7 +244,8 @@ def test_one_connection_serves_every_call(builder, tmp_path):
         transport.get(str(tmp_path / "g"), str(tmp_path / "h"))
     finally:
         transport.close()
-    assert results == [0] * 6
+    # a dropped connection here has been seen once under a loaded full run: say what sshd said
+    assert results == [0] * 6, builder.host.log.read_text(errors="replace")[-3000:]
     assert builder.host.logins() == 1
 
 
