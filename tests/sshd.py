@@ -140,6 +140,11 @@ class SshServer:
     def stop(self) -> None:
         # Each connection is a child that detaches (setsid) from the listener,
         # and killing the listener leaves it running: end the whole tree.
+        if self.process.poll() is not None:
+            # Already ended (kill()) and reaped: its pid may be another
+            # process's by now (pid_max is 32768 here and the suite wraps it),
+            # whose tree must not be touched; its sessions were killed with it.
+            return
         for pid in [*_descendants(self.process.pid), self.process.pid]:
             _signal(pid, signal.SIGTERM)
         try:
