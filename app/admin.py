@@ -9,7 +9,7 @@ import dataclasses
 from typing import Callable
 
 from app import audit, builds
-from app.errors import NotPermitted, StateConflict, UsageError
+from app.errors import StateConflict, UsageError
 from app.policy import POLICY_PATH, Policy
 from app.targets import Target, target_path
 from backends.base import Change, Person, Snapshot, StateStore, Written
@@ -83,9 +83,7 @@ class Admin:
 
     def _admin_policy(self, snap: Snapshot, what: str) -> Policy:
         policy = builds.load_policy(snap)
-        if not policy.is_admin(self.actor.email):
-            raise NotPermitted(f"{self.actor.email} may not {what}: only admins may",
-                               f"ask an admin ({', '.join(policy.holders('admin'))})")
+        policy.require_admin(self.actor.email, what)
         return policy
 
     # ------------------------------------------------------------ targets

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from app import audit, builds, manifests
-from app.errors import BadInput, NotPermitted, StateConflict, UsageError
+from app.errors import BadInput, StateConflict, UsageError
 from app.targets import Target, target_path
 from backends.base import Change, KeyInfo, Keyring, Person, Snapshot, StateStore, write_atomic
 
@@ -88,10 +88,7 @@ class Keys:
 
     def admin_target(self, snap: Snapshot, target: str, what: str) -> Target:
         """The target, when the actor is an admin (only admins change keys)."""
-        policy = builds.load_policy(snap)
-        if not policy.is_admin(self.actor.email):
-            raise NotPermitted(f"{self.actor.email} may not {what}: only admins may",
-                               f"ask an admin ({', '.join(policy.holders('admin'))})")
+        builds.load_policy(snap).require_admin(self.actor.email, what)
         return builds.load_target(snap, target)
 
     def _check(self, snap: Snapshot, target: str) -> Target:

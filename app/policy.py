@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from app import tomlfile
-from app.errors import ConfigError, UsageError
+from app.errors import ConfigError, NotPermitted, UsageError
 
 POLICY_PATH = "config/policy.toml"
 ROLES = ("admin", "signer", "tester", "owner", "watcher")
@@ -51,6 +51,12 @@ class Policy:
 
     def is_admin(self, email: str) -> bool:
         return self.has(email, "admin")
+
+    def require_admin(self, email: str, what: str) -> None:
+        """NotPermitted unless `email` is an admin: `what` says what was refused."""
+        if not self.is_admin(email):
+            raise NotPermitted(f"{email} may not {what}: only admins may",
+                               f"ask an admin ({', '.join(self.holders('admin'))})")
 
     def holders(self, role: str, package: str | None = None) -> list[str]:
         return sorted({g.email for g in self.grants if g.role == role and g.covers(package)})

@@ -29,7 +29,7 @@ import tempfile
 from typing import Callable
 
 from app import audit, builds, import_policy, import_record
-from app.errors import BadInput, NotPermitted, StateConflict, UsageError
+from app.errors import BadInput, StateConflict, UsageError
 from app.import_record import ImportReport, Outcome
 from app.index import Index
 from app.model import timestamp
@@ -79,10 +79,7 @@ class Importer:
         return fingerprint
 
     def _allowed(self, snap: Snapshot, target: str, what: str) -> Target:
-        policy = builds.load_policy(snap)
-        if not policy.is_admin(self.actor.email):
-            raise NotPermitted(f"{self.actor.email} may not {what}: only admins may",
-                               f"ask an admin ({', '.join(policy.holders('admin'))})")
+        builds.load_policy(snap).require_admin(self.actor.email, what)
         return builds.load_target(snap, target)
 
     # ------------------------------------------------------------ importing

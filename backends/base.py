@@ -210,6 +210,14 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
+def secret_line(path: str) -> str:
+    """The first line of a file holding a secret (a passphrase or password
+    file), without its line end; OSError/UnicodeDecodeError for the caller
+    to word. One reader, so every secret file is read the same way."""
+    with open(path, encoding="utf-8") as f:
+        return f.readline().rstrip("\r\n")
+
+
 def sha256_file(path: str, chunk: int = 1 << 20) -> str:
     """The sha256 of a file's bytes: the one way sluice names and checks files."""
     digest = hashlib.sha256()

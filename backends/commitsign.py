@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from backends.base import BackendError, Verdict
+from backends.base import BackendError, Verdict, secret_line
 from backends.keys import gpg_binary
 from backends.trust_protocols import BAD, GOOD, UNKNOWN_KEY, UNSIGNED
 
@@ -37,9 +37,8 @@ class GnupgCommitSigner:
         if not self.passphrase_file:
             return None  # gpg-agent's cache, or its pinentry
         try:
-            with open(self.passphrase_file, encoding="utf-8") as f:
-                return f.readline().rstrip("\r\n")
-        except OSError as exc:
+            return secret_line(self.passphrase_file)
+        except (OSError, UnicodeDecodeError) as exc:
             raise BackendError(f"cannot read the commit passphrase file {self.passphrase_file}: {exc.strerror}",
                                "fix commit_passphrase_file (or SLUICE_COMMIT_PASSPHRASE_FILE)") from exc
 

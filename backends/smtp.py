@@ -10,7 +10,7 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from backends.base import BackendError
+from backends.base import BackendError, secret_line
 from backends.notify_protocols import Mail
 
 TIMEOUT = 30.0
@@ -60,9 +60,8 @@ class SmtpNotifier:
 
     def _password(self) -> str:
         try:
-            with open(self.password_file, encoding="utf-8") as f:
-                return f.readline().rstrip("\n")
-        except OSError as exc:
+            return secret_line(self.password_file)
+        except (OSError, UnicodeDecodeError) as exc:
             raise BackendError(f"cannot read the SMTP password file {self.password_file}: {exc.strerror}",
                                "set password_file in [smtp] to a readable file holding the password") from exc
 

@@ -9,6 +9,7 @@ from app.cli import render
 from app.cli.context import Context
 from app.errors import UsageError
 from app.keyrotation import Rotation
+from backends.base import secret_line
 
 
 def register(commands, common) -> None:
@@ -56,8 +57,7 @@ def _new_passphrase(args: argparse.Namespace) -> str | None:
 
 def read_passphrase(path: str) -> str:
     try:
-        with open(path, encoding="utf-8") as f:
-            phrase = f.readline().rstrip("\r\n")
+        phrase = secret_line(path)
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read the passphrase file {path}: {getattr(exc, 'strerror', exc)}",
                          "check the path and its permissions") from exc
