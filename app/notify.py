@@ -54,18 +54,18 @@ class SmtpSettings:
         known = {"host": str, "sender": str, "port": int, "starttls": bool, "user": str, "password_file": str,
                  "announce": str}
         if not isinstance(table, dict):
-            raise ConfigError(where, "[smtp] must be a table")
+            raise ConfigError(where, "[smtp] must be a table", "fix [smtp] in the local config (docs/config.md, `[smtp]`)")
         for key, value in table.items():
             if key not in known:
                 raise ConfigError(where, f"unknown setting {key!r}; settings are {', '.join(known)}",
                                   "a password goes in a file named by password_file, never in the config")
             if not isinstance(value, known[key]) or isinstance(value, bool) is not (known[key] is bool):
-                raise ConfigError(where, f"{key} must be a {known[key].__name__}")
+                raise ConfigError(where, f"{key} must be a {known[key].__name__}", "fix [smtp] in the local config (docs/config.md, `[smtp]`)")
         for key in ("host", "sender"):
             if not table.get(key):
-                raise ConfigError(where, f"{key} is required")
+                raise ConfigError(where, f"{key} is required", "fix [smtp] in the local config (docs/config.md, `[smtp]`)")
         if table.get("user") and not table.get("password_file"):
-            raise ConfigError(where, "user needs password_file (a file holding the password)")
+            raise ConfigError(where, "user needs password_file (a file holding the password)", "fix [smtp] in the local config (docs/config.md, `[smtp]`)")
         port = table.get("port", 587 if table.get("starttls") else 25)
         if "announce" in table and "@" not in table["announce"]:
             raise ConfigError(where, f"announce = {table['announce']!r} is not a mail address",

@@ -79,8 +79,8 @@ class Releases:
         targets = sorted({m.record.target for m in members})
         phrases = self._ready(targets, passphrase, members)
         for target in targets:  # what is in the repos already must be publishable here too
-            for stage in STAGES:
-                self.wanted(snap, target, stage)
+            for repo in STAGES:
+                self.wanted(snap, target, repo)
         done: list[BuildView] = []
         try:
             for group in groups.values():

@@ -157,6 +157,5 @@ class Services:
                        status_file=waits.status_path(ctx.backends.store.index_dir()),
                        settings=lambda: ctx.settings, notes=notes if notes is not None else [],
                        signing=ctx.signing, reviewer=ctx.reviewer)
-        services.releases = Releases(ctx.queue, ctx.index, ctx.keys, ctx.backends.publisher, artifacts,
-                                     ctx.paths.repos, services.published.append)
+        services.releases = ctx.releases_saying(services.published.append)
         return services

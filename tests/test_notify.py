@@ -149,10 +149,20 @@ def test_a_refused_sender_is_said_with_what_to_change_and_the_mail_is_kept(maili
     ('[smtp]\nhost = "h"\nsender = "s@x"\nport = "25"\n', "port must be a int"),
     ('[smtp]\nhost = "h"\nsender = "s@x"\nuser = "u"\n', "user needs password_file"),
 ])
-def test_a_bad_smtp_table_is_refused_with_the_file_and_what_to_fix(sluice, isolated, table, words):
+def test_a_bad_smtp_table_is_said_at_the_first_write_and_never_stops_a_command(sluice, isolated, make_srpm,
+                                                                                table, words):
+    """A typo in [smtp] must not lock a maintainer out of the queue: reading
+    commands never parse it, and a write lands (its event is in) and says
+    what is wrong with the table and where."""
     assert sluice("init").code == 0
+    assert sluice("policy", "grant", "owner", BOB.email).code == 0
+    build = submit(sluice, make_srpm("typo", "1.0", "1"))
     config = isolated / ".config/sluice/config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(table)
-    result = sluice("approve", "0000000")
-    assert result.code == 2 and words in result.err and str(config) in result.err
+    assert sluice("show", build[:7]).code == 0
+    cancelled = sluice("cancel", build[:7], "--yes", user=BOB)
+    assert cancelled.code == 0, cancelled.err
+    assert "no mail about this change" in cancelled.err and words in cancelled.err
+    assert str(config) in cancelled.err
+    assert show(sluice, build)["state"] == "cancelled"

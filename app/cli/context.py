@@ -17,7 +17,7 @@ from app import builders, builds, config, identity, trust, updateinfo, waits
 from app.advisories import Advisory
 from app.admin import Admin
 from app.buildroot import Buildroots
-from app.errors import SluiceError, UsageError
+from app.errors import ConfigError, SluiceError, UsageError
 from app.index import Index
 from app.keys import Keys
 from app.notify import Mailer, Outbox, SmtpSettings, announcement_mail
@@ -84,9 +84,20 @@ class Context:
     @cached_property
     def queue(self) -> Queue:
         queue = Queue(self.backends.store, self.actor, self.index)
-        if self.mailer is not None:
-            queue.listeners.append(self.mailer)
+        queue.listeners.append(self._mail)
         return queue
+
+    def _mail(self, changes) -> None:
+        """The queue's listener: [smtp] is read at the first write, so a bad
+        table never stops a command that only reads, and never fails a write
+        (its event is in); it is said instead."""
+        try:
+            mailer = self.mailer
+        except ConfigError as exc:
+            self.note(f"warning: no mail about this change: {exc}")
+            return
+        if mailer is not None:
+            mailer(changes)
 
     @cached_property
     def mailer(self) -> Mailer | None:
@@ -119,8 +130,13 @@ class Context:
 
     @cached_property
     def releases(self) -> Releases:
+        return self.releases_saying(self.note)
+
+    def releases_saying(self, note) -> Releases:
+        """The release service, its notes going to `note` (the cockpit's own
+        list); advisories reaching stable are announced whoever pushes."""
         b = self.backends
-        releases = Releases(self.queue, self.index, self.keys, b.publisher, b.artifacts, self.paths.repos, self.note)
+        releases = Releases(self.queue, self.index, self.keys, b.publisher, b.artifacts, self.paths.repos, note)
         releases.announce = self.announce
         return releases
 
@@ -132,13 +148,17 @@ class Context:
         announcement to `[smtp] announce` through the outbox (once: the
         outbox is keyed by the advisory id)."""
         self.note(f"advisory {advisory.id} is published in the stable repo of {advisory.target}")
-        smtp = SmtpSettings.load(self.config)
-        if self.mailer is None or smtp is None or not smtp.announce:
+        try:
+            smtp, mailer = SmtpSettings.load(self.config), self.mailer
+        except ConfigError as exc:
+            self.note(f"warning: advisory {advisory.id} not announced by mail: {exc}")
+            return
+        if mailer is None or smtp is None or not smtp.announce:
             return
         mail = announcement_mail(advisory.id, advisory.target, advisory.type, advisory.severity, advisory.title,
-                                 self.announcement(advisory), self.mailer.sender, smtp.announce)
-        self.mailer.outbox.put(f"advisory-{advisory.id}", mail)
-        self.mailer.flush()
+                                 self.announcement(advisory), mailer.sender, smtp.announce)
+        mailer.outbox.put(f"advisory-{advisory.id}", mail)
+        mailer.flush()
 
     @cached_property
     def admin(self) -> Admin:
