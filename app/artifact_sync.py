@@ -24,17 +24,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 
 from app import builds, tasks
 from app.buildroot import IN_BUILDROOT
-from app.errors import BadInput, NotFound
+from app.errors import NotFound
 from app.lifecycle import BuildView
 from app.model import State
 from app.policy import Policy
-from backends.base import ArtifactRemote, ArtifactStore, Person, StateStore, write_atomic
+from backends.base import ArtifactRemote, ArtifactStore, Person, StateStore, sha256_file, write_atomic
 
 PUBLISHED = (State.SIGNED, State.TESTING, State.TESTED, State.STABLE)
 TO_BUILD = (State.QUEUED, State.BUILDING)
@@ -117,24 +115,19 @@ class ArtifactSync:
     def _fetch(self, remote: ArtifactRemote, digests: list[str], wanted: dict, moved: Moved) -> None:
         if not digests:
             return
-        work = tempfile.mkdtemp(prefix=".fetch-", dir=self.artifacts.incoming())
-        try:
+        with self.artifacts.scratch(".fetch-") as work:  # held while it lives: a killed sync is swept
             for digest in digests:
                 local = os.path.join(work, digest)
                 remote.fetch(digest, local)
                 name, build_id = wanted[digest]
-                try:
-                    stored = self.artifacts.put(local, expect=digest)
-                except BadInput:
+                if sha256_file(local) != digest:
+                    os.unlink(local)
                     moved.refused.append(f"{name} of build {build_id[:7]} ({digest[:12]}…) "
                                          "is damaged: its sha256 differs; it was not stored")
                     continue
-                finally:
-                    os.unlink(local)
+                stored = self.artifacts.adopt(local, digest)  # checked just above: linked, not copied
                 moved.fetched += 1
                 moved.fetched_bytes += stored.size
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def _referenced(view: BuildView) -> dict[str, tuple[str, int]]:

@@ -24,8 +24,6 @@ import dataclasses
 import os
 import re
 import secrets
-import shutil
-import tempfile
 from typing import Callable
 
 from app import audit, builds, import_policy, import_record
@@ -110,8 +108,7 @@ class Importer:
                 seen += 1
             else:
                 outcomes[package.nevr] = outcome
-        work = tempfile.mkdtemp(prefix="sluice-import-", dir=self.artifacts.incoming())
-        try:
+        with self.artifacts.scratch(".import-") as work:  # held while it lives: a killed import is swept
             candidates = self._fetch(url, wanted, work, outcomes, before, progress)
             self._verify(candidates, keys, target, outcomes, before)
             report = ImportReport(target.name, url, self.actor.email, timestamp(), "", dry_run,
@@ -119,8 +116,6 @@ class Importer:
             if dry_run or not report.news:
                 return report
             return self._write(report, [c for c in candidates if c.package is not None])
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
 
     def _keys(self, snap: Snapshot, target: Target) -> dict[str, bytes]:
         if not target.trusted_keys:
@@ -197,7 +192,7 @@ class Importer:
 
     def _write(self, report: ImportReport, queued: list[_Candidate]) -> ImportReport:
         for candidate in queued:
-            self.artifacts.put(candidate.path, expect=candidate.package.sha256)
+            self.artifacts.adopt(candidate.path, candidate.package.sha256)  # hashed by read_source, in our scratch
         ids = [secrets.token_hex(20) for _ in queued]
         by_nevr = {c.upstream.nevr: build_id for c, build_id in zip(queued, ids)}
         record_id = f"{report.at[:19].replace('-', '').replace(':', '')}Z-{secrets.token_hex(4)}"

@@ -25,7 +25,7 @@ from typing import Iterator
 from backends.base import BackendError, BadInput, Stored, StoreFull
 
 _CHUNK = 1 << 20
-_WORK = (".put-", ".results-", ".sign-")  # prefixes of what is on its way in
+_WORK = (".put-", ".results-", ".sign-", ".fetch-", ".import-")  # prefixes of what is on its way in
 # a full store (ENOSPC), a full quota (EDQUOT), a file-size limit (EFBIG)
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
