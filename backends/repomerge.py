@@ -37,6 +37,7 @@ from typing import Iterator, Sequence
 from backends import repometa
 from backends.base import BackendError, sha256_file, write_atomic
 from backends.repo_protocols import LOCAL, Merged, RepoSource
+from backends.repodata import sync_folder
 from backends.repodir import RepoLock, read_text, swap_in
 from backends.repometa import PKGID_ATTR, PKGID_PRIMARY, ROOTS
 
@@ -75,6 +76,7 @@ class MergeRepoWriter:
         os.makedirs(repodata)
         written = {kind: _write(repodata, kind, sources, files, kept) for kind in TYPES}
         write_atomic(os.path.join(repodata, "repomd.xml"), _repomd(written))
+        sync_folder(repodata)  # on disk before .merged says it is done
         _link_farm(repo_dir, local_dir, packages)
         swap_in(repodata, os.path.join(repo_dir, "repodata"), os.path.join(repo_dir, _OLD))
         for name in set(os.listdir(repo_dir)) - set(packages):
@@ -113,7 +115,7 @@ def _choose(sources: list[RepoSource], files: list[dict[str, str]]):
                 continue  # source RPMs are not for buildroots
             pkgid, nevra, srcname = info
             names.add(srcname)
-            if srcname in blocked or nevra in origins and origins[nevra] == source.name:
+            if srcname in blocked or nevra in origins:  # an NVRA is offered once, by the first repo
                 hidden += 1
                 continue
             ids.add(pkgid)

@@ -165,3 +165,20 @@ def test_an_unreachable_external_repo_says_which_and_what_to_do(tmp_path, repos)
     with pytest.raises(BackendError) as caught:
         MergeRepoWriter().merge(str(local.parent), str(local), [RepoSource("gone", "http://127.0.0.1:9/x")])
     assert "external repo gone" in caught.value.message and "sluice target show" in caught.value.hint
+
+
+def test_an_nvra_a_later_repo_builds_from_another_source_is_offered_once(tmp_path):
+    """NVRA is unique within each repo, not across them: the same
+    libfoo-2.0-1.noarch from another source package in a later repo is not
+    offered beside ours."""
+    local = tmp_path / "buildroot" / ".local"
+    build_rpms(local, "libfoo", "2.0")
+    createrepo(local)
+    other = tmp_path / "other"
+    build_rpms(other, "bundle", "2.0", ("-n libfoo",))  # libfoo-2.0-1.noarch, from source "bundle"
+    createrepo(other)
+    merged = MergeRepoWriter().merge(str(local.parent), str(local), [RepoSource("other", f"file://{other}")])
+    assert merged.origins["libfoo-2.0-1.noarch"] == "buildroot"
+    assert merged.origins["bundle-2.0-1.noarch"] == "other" and merged.masked["other"] == 1
+    listed = dnf(tmp_path, local.parent, "repoquery", "--available", "--qf", "%{name}-%{version}-%{release}.%{arch}")
+    assert sorted(listed.stdout.split()) == ["bundle-2.0-1.noarch", "libfoo-2.0-1.noarch"]
