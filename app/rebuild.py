@@ -65,12 +65,9 @@ class Rebuilds:
         folder = self._destination(into, target, repo)
         key = releases.keys.for_target(target)
         key_data = releases.keys.key_file(target, frozenset(p.signed_by for p in manifest.packages))
-        phrase = releases._passphrase(key, passphrase)
-        result = releases.publisher.publish(folder, {p.name: p.sha256 for p in manifest.packages})
-        repomd = os.path.join(folder, "repodata", "repomd.xml")
-        with open(repomd, "rb") as f:
-            signature = releases.keys.keyring.sign_detached(key.fingerprint, f.read(), phrase)
-        write_atomic(repomd + ".asc", signature)
+        phrase = releases.passphrase(key, passphrase)
+        result = releases.publisher.publish(folder, {p.name: p.sha256 for p in manifest.packages},
+                                            sign=releases.repomd_signer(key.fingerprint, phrase))
         key_path = os.path.join(os.path.dirname(folder), key_file_name(target))
         write_atomic(key_path, key_data)
         return Rebuilt(target, repo, name, len(manifest.packages), folder, key_path, key.fingerprint,

@@ -133,7 +133,7 @@ class Releases:
         ready = {}
         for target in targets:
             key = self.keys.for_target(target)
-            ready[target] = (key, self._passphrase(key, passphrase))
+            ready[target] = (key, self.passphrase(key, passphrase))
             self.keys.key_file(target)  # a retired key's public half missing here: refused now, not after
             for stage in STAGES:
                 _check_writable(repo_dir(self.root, target, stage))
@@ -141,7 +141,15 @@ class Releases:
             self._signed_rpms(member)
         return ready
 
-    def _passphrase(self, key: TargetKey, passphrase: Passphrase) -> str | None:
+    def repomd_signer(self, fingerprint: str, phrase: str | None) -> Callable[[str], bytes]:
+        """What the publisher calls on the new repomd.xml before it goes live."""
+        def sign(repomd: str) -> bytes:
+            with open(repomd, "rb") as f:
+                return self.keys.keyring.sign_detached(fingerprint, f.read(), phrase)
+        return sign
+
+    def passphrase(self, key: TargetKey, passphrase: Passphrase) -> str | None:
+        """The key's passphrase (None when it needs none), checked before anything is written."""
         keyring = self.keys.keyring
         if keyring.unlocks(key.fingerprint, None):
             return None
@@ -195,10 +203,7 @@ class Releases:
 
     def _publish_repo(self, target: str, stage: str, packages: tuple[Package, ...], key: TargetKey,
                       phrase: str | None) -> str | None:
-        def sign(repomd: str) -> bytes:  # called on the new repomd.xml before it goes live
-            with open(repomd, "rb") as f:
-                return self.keys.keyring.sign_detached(key.fingerprint, f.read(), phrase)
-
+        sign = self.repomd_signer(key.fingerprint, phrase)
         published = self._advisories(target, packages) if stage == "stable" else []
         extra = {}
         if published:

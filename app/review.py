@@ -79,7 +79,7 @@ class Reviewer:
         packages = tuple(_diff(key, theirs.get(key), mine.get(key)) for key in sorted(set(mine) | set(theirs)))
         changelog = _changelog_since(mine, theirs)
         abi = self._abi(snap, view, mine, theirs)
-        paths = [self.artifacts.path(a.sha256) for a in tasks.rpms(view)]
+        paths = [self.artifacts.path(a.sha256) for a in tasks.rpms(view) if self.artifacts.has(a.sha256)]
         lint = tuple(self.linter.lint(paths)) if self.linter else ()
         return Review(view, previous, packages, changelog, abi, lint)
 
