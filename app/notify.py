@@ -26,7 +26,7 @@ from app.errors import ConfigError, SluiceError
 from app.lifecycle import BuildView
 from app.model import State, parse_timestamp
 from app.policy import Policy
-from backends.base import Mail, Notifier, write_atomic
+from backends.base import Mail, MailRefused, Notifier, write_atomic
 
 NEWS = {State.FAILED: "failed", State.FAILED_TO_IMPORT: "failed to import", State.NEEDSIGN: "waiting for signature",
         State.TESTING: "pushed to testing", State.STABLE: "pushed to stable", State.WITHDRAWN: "withdrawn"}
@@ -181,6 +181,10 @@ class Outbox:
                     continue
                 try:
                     refused = notifier.send(mail)
+                except MailRefused as exc:
+                    note(f"mail {mail.subject!r} refused for good, kept in {path}.refused: {exc}")
+                    os.replace(path, path + ".refused")
+                    continue
                 except SluiceError as exc:
                     note(f"mail not sent, {len(self.pending())} waiting in {self.folder}: {exc}")
                     break

@@ -363,7 +363,7 @@ class BuildTool(Protocol):
 # them from here.
 from backends.signing_protocols import KeyInfo, Keyring, Signer  # noqa: E402,F401
 from backends.repo_protocols import LOCAL, Merged, Published, Publisher, RepoMerger, RepoSource  # noqa: E402,F401,E501
-from backends.notify_protocols import Mail, Notifier  # noqa: E402,F401
+from backends.notify_protocols import Mail, MailRefused, Notifier  # noqa: E402,F401
 from backends.artifact_protocols import ArtifactRemote  # noqa: E402,F401
 from backends.review_protocols import ChangelogEntry, ContentsReader, LintFinding, Linter, RpmContents  # noqa: E402,F401,E501
 from backends.trust_protocols import (BAD, GOOD, UNKNOWN_KEY, UNSIGNED, CommitSigner,  # noqa: E402,F401

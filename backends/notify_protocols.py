@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Protocol
 
+from backends.base import BackendError
+
 
 @dataclass(frozen=True)
 class Mail:
@@ -16,6 +18,12 @@ class Mail:
     body: str
     message_id: str  # stable per event: a mail sent again after a crash is recognisably the same
     headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class MailRefused(BackendError):
+    """The server refused this mail for good (every recipient, or a 5xx on
+    its content): sending it again cannot help, and it must not hold up the
+    mails behind it."""
 
 
 class Notifier(Protocol):

@@ -11,7 +11,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 from backends.base import BackendError, secret_line
-from backends.notify_protocols import Mail
+from backends.notify_protocols import Mail, MailRefused
 
 TIMEOUT = 30.0
 
@@ -47,11 +47,19 @@ class SmtpNotifier:
                                f"{_text(exc.smtp_error)}", "set `sender` in [smtp] of the local config to an "
                                "address the server accepts; the mail waits in the outbox") from exc
         except smtplib.SMTPRecipientsRefused as exc:
-            raise BackendError(f"the mail server {where} refused every recipient of {mail.subject!r}",
-                               "check the addresses in the policy; the mail waits in the outbox") from exc
+            raise MailRefused(f"the mail server {where} refused every recipient of {mail.subject!r} "
+                              f"({', '.join(sorted(exc.recipients))})",
+                              "check those addresses in the policy; this mail is kept aside, the others go on") from exc
         except smtplib.SMTPAuthenticationError as exc:
             raise BackendError(f"the mail server {where} refused the login of {self.user}",
                                "check `user` and the password file in [smtp]; the mail waits in the outbox") from exc
+        except smtplib.SMTPDataError as exc:
+            if exc.smtp_code >= 500:  # refused for what it is: sending it again cannot help
+                raise MailRefused(f"the mail server {where} refused {mail.subject!r}: {exc.smtp_code} "
+                                  f"{_text(exc.smtp_error)}", "this mail is kept aside, the others go on") from exc
+            raise BackendError(f"cannot send mail through {where}: {exc}",
+                               "the mail waits in the outbox and is sent again by the next sluice command "
+                               "that writes, or by `sluice run`") from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise BackendError(f"cannot send mail through {where}: {exc}",
                                "the mail waits in the outbox and is sent again by the next sluice command "

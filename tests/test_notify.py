@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import socket
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -21,11 +22,18 @@ REFUSED_SENDER = "nobody@refused.example"
 class Inbox:
     def __init__(self) -> None:
         self.mails: list[tuple[list[str], email.message.Message]] = []
+        self.refuse: set[str] = set()  # recipients this server does not know
 
     async def handle_MAIL(self, server, session, envelope, address, options):
         if address == REFUSED_SENDER:
             return "553 5.7.1 sender not allowed here"
         envelope.mail_from = address
+        return "250 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if address in self.refuse:
+            return "550 5.1.1 no such user here"
+        envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
@@ -141,6 +149,21 @@ def test_a_refused_sender_is_said_with_what_to_change_and_the_mail_is_kept(maili
     config.write_text(good)
     assert sluice("hold", build[:7], "-m", "x", user=BOB).code == 0  # sends what waits: the old mail as written
     assert [m["X-Sluice-State"] for _, m in inbox.mails] == ["needsign"]
+
+
+def test_a_mail_refused_for_good_is_kept_aside_and_the_ones_behind_it_go(mailing, make_srpm):
+    sluice, inbox, _ = mailing
+    first = submit(sluice, make_srpm("unknown", "1.0", "1"))
+    second = submit(sluice, make_srpm("unknown", "1.0", "2"))
+    run_once(sluice)
+    inbox.refuse = {BOB.email, ALICE.email}  # every recipient of the first mail
+    approved = sluice("approve", first[:7], user=BOB)
+    assert approved.code == 0 and "refused for good" in approved.err and "550" not in approved.out
+    inbox.refuse = set()
+    assert sluice("approve", second[:7], user=BOB).code == 0
+    assert [m["X-Sluice-Build"] for _, m in inbox.mails] == [second]  # not stuck behind the first
+    outbox = Path(sluice.repo) / "sluice" / "outbox"
+    assert len(list(outbox.glob("*.refused"))) == 1 and not list(outbox.glob("*.json"))
 
 
 @pytest.mark.parametrize("table, words", [
