@@ -4,7 +4,8 @@
 
 The 100k-build fixture is generated first if it is not cached (and its
 generation time printed). `--quick` uses the 1,000-build fixture everywhere, and the builder
-benchmarks (dispatch, farm, log streaming), signing and publishing in their --quick sizes.
+benchmarks (dispatch, farm, log streaming), signing, merging and publishing in their --quick sizes
+(the 1 GiB log, bench_biglog, runs on its own: it takes about a minute).
 """
 from __future__ import annotations
 
