@@ -151,7 +151,7 @@ def _needed(view: BuildView, policy: Policy, email: str) -> list[tasks.Artifact]
     found = []
     if (admin and state in IN_BUILDROOT) or (state is State.NEEDSIGN and policy.has(email, "signer", record.package)):
         found += tasks.rpms(view)
-    if state in PUBLISHED and (admin or policy.has(email, "signer")):
+    if state in PUBLISHED and policy.may_publish(email):
         found += tasks.rpms(view, signed=True)
     return found
 

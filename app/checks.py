@@ -239,7 +239,7 @@ def _check_config(kind: str, match: re.Match, data: bytes, replay: _Replay,
 def _check_manifest(match: re.Match, data: bytes, replay: _Replay, author: str) -> list[str]:
     """A repo manifest: written by a signer or admin, well-formed, its own."""
     policy = replay.current_policy()
-    if not any(policy.has(author, role) for role in ("admin", "signer")):
+    if not policy.may_publish(author):
         return [f"{author} published {match.group(0)} but is neither a signer nor an admin"]
     try:
         manifest = manifests.parse(match.group(0), data)

@@ -52,6 +52,15 @@ class Policy:
     def is_admin(self, email: str) -> bool:
         return self.has(email, "admin")
 
+    def may_publish(self, email: str) -> bool:
+        """Signers and admins publish repos and write their manifests."""
+        return self.is_admin(email) or self.has(email, "signer")
+
+    def require_publisher(self, email: str, what: str) -> None:
+        if not self.may_publish(email):
+            raise NotPermitted(f"{email} may not {what}: only signers and admins may",
+                               f"ask an admin ({', '.join(self.holders('admin'))})")
+
     def require_admin(self, email: str, what: str) -> None:
         """NotPermitted unless `email` is an admin: `what` says what was refused."""
         if not self.is_admin(email):

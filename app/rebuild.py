@@ -21,10 +21,10 @@ import os
 from dataclasses import dataclass
 
 from app import builds, manifests
-from app.errors import BadInput, NotPermitted, UsageError
+from app.errors import BadInput, UsageError
 from app.keys import key_file_name
 from app.manifests import Manifest
-from app.release import PUBLISHERS, STAGES, Passphrase, Releases
+from app.release import STAGES, Passphrase, Releases
 from backends.base import write_atomic
 
 
@@ -56,10 +56,7 @@ class Rebuilds:
         releases = self.releases
         snap = releases.store.snapshot()
         builds.load_target(snap, target)  # a clear error for an unknown target
-        policy = builds.load_policy(snap)
-        if not any(policy.has(releases.actor.email, role) for role in PUBLISHERS):
-            raise NotPermitted(f"{releases.actor.email} may not rebuild repos: only signers and admins may",
-                               f"ask an admin ({', '.join(policy.holders('admin'))})")
+        builds.load_policy(snap).require_publisher(releases.actor.email, "rebuild repos")
         name, manifest = manifests.find(snap, target, repo, which)
         self._check_artifacts(name, manifest)
         folder = self._destination(into, target, repo)

@@ -20,7 +20,7 @@ from typing import Callable
 from app import advisories, audit, builds, evr, manifests, tasks, updateinfo
 from app.advisories import Advisory
 from app.actions import Action
-from app.errors import BadInput, BackendError, NotPermitted, SluiceError, StateConflict, UsageError
+from app.errors import BadInput, BackendError, SluiceError, StateConflict, UsageError
 from app.index import Filters, Index
 from app.keys import Keys, TargetKey
 from app.lifecycle import BuildView
@@ -31,7 +31,6 @@ from backends.base import ArtifactStore, Change, Person, Publisher, Snapshot
 
 STAGES = {"testing": (State.TESTING, State.TESTED), "stable": (State.STABLE,)}
 PUSH = {"testing": Op.PUSH_TESTING, "stable": Op.PUSH_STABLE}
-PUBLISHERS = ("admin", "signer")  # who may write a manifest
 Passphrase = Callable[[str, str], "str | None"]  # (fingerprint, uid) -> passphrase or None
 
 
@@ -126,10 +125,7 @@ class Releases:
         """Everything a publish needs, checked before anything is written:
         the role, each target's key and passphrase, writable repo folders,
         and the signed RPMs of `members` in this machine's store."""
-        policy = builds.load_policy(self.store.snapshot())
-        if not any(policy.has(self.actor.email, role) for role in PUBLISHERS):
-            raise NotPermitted(f"{self.actor.email} may not publish repos: only signers and admins may",
-                               f"ask an admin ({', '.join(policy.holders('admin'))})")
+        builds.load_policy(self.store.snapshot()).require_publisher(self.actor.email, "publish repos")
         ready = {}
         for target in targets:
             key = self.keys.for_target(target)
