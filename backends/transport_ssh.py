@@ -43,6 +43,7 @@ from backends.transport_local import KILL_GRACE, TERM_GRACE, check_argv
 
 _MARKER = re.compile(rb"SLUICE-PGID (\d+)\n")
 SESSION_WAIT = 600.0  # seconds a command waits for a free SSH session
+OUTPUT_GRACE = 2.0  # seconds output may trail the exit status (a child left holding it open)
 _WRAP = 'printf "SLUICE-PGID %s\\n" "$$"{redirect}; exec "$@"'
 # Ends group $1: TERM, up to $2 polls (0.1 s + a /proc scan each), KILL, up
 # to $3 polls. A group lives while a non-zombie process has it as its pgrp.
@@ -104,13 +105,19 @@ class SshTransport:
     def _collect(self, channel: paramiko.Channel, argv: Sequence[str], timeout: float, stop: bool) -> Completed:
         out, err = bytearray(), bytearray()
         deadline = time.monotonic() + timeout
+        ended: float | None = None  # when the exit status came
         while True:
             while channel.recv_ready():
                 out += channel.recv(65536)
             while channel.recv_stderr_ready():
                 err += channel.recv_stderr(65536)
             if channel.status_event.is_set() and not (channel.recv_ready() or channel.recv_stderr_ready()):
-                break
+                # sshd may send the exit status before the last of the output (seen: a missing
+                # command's "not found" lost): wait for the channel's EOF, or a moment when a
+                # child the command left behind keeps its output open
+                ended = ended or time.monotonic()
+                if channel.eof_received or time.monotonic() - ended > OUTPUT_GRACE:
+                    break
             left = deadline - time.monotonic()
             if left <= 0:
                 channel.close()
